@@ -1,0 +1,76 @@
+# The two commands a user needs: `make dev` (the main job) and `make test` (every test).
+# Both do their own set-up on a fresh machine: the moto virtualenv, Go modules, lint tools.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO       ?= go
+PYTHON   ?= python3
+VENV     ?= .venv
+BIN      := $(CURDIR)/bin
+# Pinned on purpose; see docs/decisions.md.
+GOLANGCI_LINT_VERSION := v2.6.2
+MOTO_REQUIREMENTS     := shared/awstest/requirements.txt
+MOTO_STAMP            := $(VENV)/.installed-$(shell sha256sum $(MOTO_REQUIREMENTS) | cut -c1-12)
+FUZZTIME ?= 10s
+BENCHTIME ?= 1x
+
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# Tests find the emulator here (shared/awstest).
+export MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(MOTO_STAMP): $(MOTO_REQUIREMENTS)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r $(MOTO_REQUIREMENTS)
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+.PHONY: moto
+moto: $(MOTO_STAMP) ## install the pinned moto server into $(VENV) (idempotent)
+
+.PHONY: dev
+dev: moto ## the main job: local AWS, resources, functions and a satellite
+	$(GO) run ./shared/awstest/cmd/localaws
+
+.PHONY: test
+test: moto ## every test, integration tests against the moto server included
+	$(GO) test -count=1 ./...
+
+.PHONY: race
+race: moto ## every test under the race detector
+	$(GO) test -count=1 -race ./...
+
+.PHONY: fuzz
+fuzz: ## run each fuzz target for FUZZTIME
+	@for pkg in $$($(GO) list ./...); do \
+	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$t"; \
+	    $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+.PHONY: bench
+bench: moto ## run the benchmarks and print their figures
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+.PHONY: synth
+synth: ## synthesize the CDK app into cdk.out (needs node)
+	CDK_OUTDIR=cdk.out $(GO) run ./infra
+
+$(BIN)/golangci-lint:
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+.PHONY: lint
+lint: $(BIN)/golangci-lint ## gofmt, go vet and golangci-lint
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(BIN)/golangci-lint run ./...
+
+.PHONY: clean
+clean: ## remove build outputs (keeps the virtualenv)
+	rm -rf cdk.out bin/bootstrap* dist
