@@ -32,12 +32,12 @@ type Code string
 
 // The codes of the archive layer. Format packages add their own.
 const (
-	CodeGzip          Code = "bad-gzip"           // not gzip, or a corrupt stream
-	CodeTar           Code = "bad-tar"            // not a tar stream, or a corrupt header
-	CodeUnsafeName    Code = "unsafe-name"        // absolute, "..", nested, or odd characters
-	CodeNotRegular    Code = "not-regular-file"   // link, device, directory, fifo, sparse
-	CodeDuplicate     Code = "duplicate-entry"    // the same name twice
-	CodeTooManyFiles  Code = "too-many-entries"   // more entries than Limits.Entries
+	CodeGzip          Code = "bad-gzip"         // not gzip, or a corrupt stream
+	CodeTar           Code = "bad-tar"          // not a tar stream, or a corrupt header
+	CodeUnsafeName    Code = "unsafe-name"      // absolute, "..", nested, or odd characters
+	CodeNotRegular    Code = "not-regular-file" // link, device, directory, fifo, sparse
+	CodeDuplicate     Code = "duplicate-entry"  // the same name twice
+	CodeTooManyFiles  Code = "too-many-entries" // more entries than Limits.Entries
 	CodeCompressed    Code = "compressed-too-large"
 	CodeDecompressed  Code = "decompressed-too-large" // a gzip bomb, or just too big
 	CodeEntryTooLarge Code = "entry-too-large"
