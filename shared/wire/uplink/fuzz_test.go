@@ -107,4 +107,3 @@ func FuzzParseLine(f *testing.F) {
 		}
 	})
 }
-
