@@ -9,7 +9,7 @@ PYTHON   ?= python3
 VENV     ?= .venv
 BIN      := $(CURDIR)/bin
 # Pinned on purpose; see docs/decisions.md.
-GOLANGCI_LINT_VERSION := v2.6.2
+GOLANGCI_LINT_VERSION := v2.15.0
 MOTO_REQUIREMENTS     := shared/awstest/requirements.txt
 MOTO_STAMP            := $(VENV)/.installed-$(shell sha256sum $(MOTO_REQUIREMENTS) | cut -c1-12)
 FUZZTIME ?= 10s

@@ -2,6 +2,7 @@ package change_test
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 
@@ -34,8 +35,8 @@ func TestParseRefusals(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := change.Parse([]byte(c.body))
-			ce, ok := err.(*change.Error)
-			if !ok || ce.Code != c.code {
+			var ce *change.Error
+			if !errors.As(err, &ce) || ce.Code != c.code {
 				t.Fatalf("err %v, want code %s", err, c.code)
 			}
 		})
@@ -97,7 +98,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ev, err := change.Parse(body)
 		if err != nil {
-			if _, ok := err.(*change.Error); !ok {
+			if ce := (*change.Error)(nil); !errors.As(err, &ce) {
 				t.Fatalf("error %T %v", err, err)
 			}
 			return

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -43,8 +44,8 @@ func TestParseLineRejections(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := uplink.ParseLine([]byte(c.line))
-			ee, ok := err.(*uplink.EventError)
-			if !ok {
+			var ee *uplink.EventError
+			if !errors.As(err, &ee) {
 				t.Fatalf("err %v (%T), want *EventError", err, err)
 			}
 			if ee.Code != c.code {
@@ -94,7 +95,7 @@ func TestNewIDSortsByTime(t *testing.T) {
 	a := uplink.NewID(t0)
 	b := uplink.NewID(t0.Add(1))
 	c := uplink.NewID(t0.Add(1e9))
-	if !(a < c && b < c) {
+	if a >= c || b >= c {
 		t.Fatalf("ids do not sort by time: %s %s %s", a, b, c)
 	}
 }

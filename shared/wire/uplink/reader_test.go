@@ -496,7 +496,7 @@ func TestReaderMemoryIsConstant(t *testing.T) {
 	}
 	growth := int64(peak) - int64(before.HeapInuse)
 	t.Logf("events.log %d MiB, heap growth at peak %d KiB", s.Decompressed>>20, growth>>10)
-	if growth > int64(s.Decompressed)/8 {
+	if growth > s.Decompressed/8 {
 		t.Fatalf("heap grew by %d bytes reading %d: the reader buffers the batch", growth, s.Decompressed)
 	}
 }
