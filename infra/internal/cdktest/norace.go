@@ -1,0 +1,6 @@
+//go:build !race
+
+package cdktest
+
+// raceEnabled: see Main.
+const raceEnabled = false
