@@ -34,7 +34,8 @@ moto: $(MOTO_STAMP) ## install the pinned moto server into $(VENV) (idempotent)
 
 .PHONY: dev
 dev: moto ## the main job: local AWS, resources, functions and a satellite
-	$(GO) run ./shared/awstest/cmd/localaws
+	$(GO) build -o $(BIN)/localdev ./cmd/localdev
+	$(BIN)/localdev
 
 .PHONY: test
 test: moto ## every test, integration tests against the moto server included

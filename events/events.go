@@ -13,5 +13,5 @@ import "embed"
 
 // FS is the events/ folder.
 //
-//go:embed schema uplink change
+//go:embed schema uplink change sqs
 var FS embed.FS

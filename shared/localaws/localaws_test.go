@@ -1,0 +1,137 @@
+package localaws_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/satellite-gateway/gateway/shared/awstest"
+	"github.com/satellite-gateway/gateway/shared/localaws"
+)
+
+func TestMain(m *testing.M) { awstest.Main(m) }
+
+// TestCreateCore creates the core resources twice (the second time must be
+// a no-op, as against a long-lived LocalStack) and checks their wiring: an
+// upload under the prefix reaches the ingest queue, both queues redrive to
+// their DLQs, and the table has the agreed keys and billing.
+func TestCreateCore(t *testing.T) {
+	t.Parallel()
+	c := awstest.Clients(t)
+	names := localaws.Names{
+		UploadsBucket: awstest.UniqueName(t, 63),
+		IngestQueue:   awstest.UniqueName(t, 60),
+		ConfigQueue:   awstest.UniqueName(t, 60),
+		Table:         awstest.UniqueName(t, 255),
+	}
+	core, err := c.CreateCore(t.Context(), names)
+	if err != nil {
+		t.Fatalf("CreateCore: %v", err)
+	}
+	t.Cleanup(func() { deleteCore(t, c, core) })
+	again, err := c.CreateCore(t.Context(), names)
+	if err != nil {
+		t.Fatalf("CreateCore again: %v", err)
+	}
+	if again.Ingest.URL != core.Ingest.URL || again.ConfigChanges.ARN != core.ConfigChanges.ARN {
+		t.Errorf("CreateCore again described other resources: %+v, want %+v", again, core)
+	}
+
+	for _, q := range []localaws.Queue{core.Ingest, core.ConfigChanges} {
+		if q.DLQ == nil || q.DLQ.Name != q.Name+localaws.DLQSuffix {
+			t.Fatalf("queue %s: DLQ %+v, want %s%s", q.Name, q.DLQ, q.Name, localaws.DLQSuffix)
+		}
+		out, err := c.SQS.GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{
+			QueueUrl:       aws.String(q.URL),
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameRedrivePolicy},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var redrive struct {
+			DeadLetterTargetArn string `json:"deadLetterTargetArn"`
+			MaxReceiveCount     any    `json:"maxReceiveCount"`
+		}
+		raw := out.Attributes[string(sqstypes.QueueAttributeNameRedrivePolicy)]
+		if err := json.Unmarshal([]byte(raw), &redrive); err != nil || redrive.DeadLetterTargetArn != q.DLQ.ARN {
+			t.Errorf("queue %s: redrive policy %q (%v), want target %s", q.Name, raw, err, q.DLQ.ARN)
+		}
+	}
+
+	table, err := c.DynamoDB.DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(core.Table)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]ddbtypes.KeyType{}
+	for _, k := range table.Table.KeySchema {
+		keys[aws.ToString(k.AttributeName)] = k.KeyType
+	}
+	if keys[localaws.PartitionKey] != ddbtypes.KeyTypeHash || keys[localaws.SortKey] != ddbtypes.KeyTypeRange || len(keys) != 2 {
+		t.Errorf("table keys %v, want %s HASH and %s RANGE", keys, localaws.PartitionKey, localaws.SortKey)
+	}
+	if bm := table.Table.BillingModeSummary; bm == nil || bm.BillingMode != ddbtypes.BillingModePayPerRequest {
+		t.Errorf("table billing %+v, want PAY_PER_REQUEST", bm)
+	}
+
+	// Drop the s3:TestEvent, then follow one upload through.
+	drain(t, c.SQS, core.Ingest.URL)
+	key := localaws.UploadsPrefix + "f/s/batch.tar.gz"
+	if _, err := c.S3.PutObject(t.Context(), &s3.PutObjectInput{
+		Bucket: aws.String(core.UploadsBucket), Key: aws.String(key), Body: strings.NewReader("tarball"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.SQS.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{
+		QueueUrl: aws.String(core.Ingest.URL), WaitTimeSeconds: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Messages) != 1 || !strings.Contains(aws.ToString(out.Messages[0].Body), "ObjectCreated") {
+		t.Fatalf("ingest queue after an upload: %d messages, want one ObjectCreated", len(out.Messages))
+	}
+}
+
+func drain(t *testing.T, api *sqs.Client, url string) {
+	t.Helper()
+	if _, err := api.PurgeQueue(t.Context(), &sqs.PurgeQueueInput{QueueUrl: aws.String(url)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deleteCore(t *testing.T, c localaws.Clients, core localaws.Core) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var queues []localaws.Queue
+	for _, q := range []localaws.Queue{core.Ingest, core.ConfigChanges} {
+		queues = append(queues, q)
+		if q.DLQ != nil {
+			queues = append(queues, *q.DLQ)
+		}
+	}
+	for _, q := range queues {
+		if _, err := c.SQS.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(q.URL)}); err != nil {
+			t.Errorf("cleanup: delete queue %s: %v", q.Name, err)
+		}
+	}
+	if _, err := c.DynamoDB.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(core.Table)}); err != nil {
+		t.Errorf("cleanup: delete table: %v", err)
+	}
+	if _, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{
+		Bucket: aws.String(core.UploadsBucket), Key: aws.String(localaws.UploadsPrefix + "f/s/batch.tar.gz"),
+	}); err != nil {
+		t.Errorf("cleanup: delete object: %v", err)
+	}
+	if _, err := c.S3.DeleteBucket(ctx, &s3.DeleteBucketInput{Bucket: aws.String(core.UploadsBucket)}); err != nil {
+		t.Errorf("cleanup: delete bucket: %v", err)
+	}
+}
