@@ -518,3 +518,52 @@ func bigTarball(t testing.TB, events []uplink.Event, copies int) []byte {
 	}
 	return rawTarball(t, batchEntries(t, log.Bytes())...)
 }
+
+// The builder stages on disk and the writer streams from there: writing a
+// large batch must not grow the heap with the batch either.
+func TestBuilderMemoryIsConstant(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes a large generated batch")
+	}
+	b, err := uplink.NewBuilder(t.TempDir(), uplink.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	events := sampleEvents(700)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for c := range 150 {
+		for i, e := range events {
+			e.ID = uplink.NewID(t0.Add(time.Duration(c*len(events)+i) * time.Millisecond))
+			if err := b.Add(e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for i := range 20 { // 20 MiB of attachments
+		if err := b.AddAttachment(dev1, fmt.Sprint("file-", i), bytes.NewReader(make([]byte, 1<<20))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := &countingDiscard{}
+	if _, err := b.WriteTarball(n, identity()); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	growth := int64(after.HeapInuse) - int64(before.HeapInuse)
+	t.Logf("staged %d MiB, wrote %d MiB compressed, heap growth %d KiB", b.Size()>>20, n.n>>20, growth>>10)
+	if growth > b.Size()/8 {
+		t.Fatalf("heap grew by %d bytes for a %d-byte batch: the builder buffers it", growth, b.Size())
+	}
+}
+
+// countingDiscard counts what is written to it and keeps none of it.
+type countingDiscard struct{ n int64 }
+
+func (c *countingDiscard) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
+}
