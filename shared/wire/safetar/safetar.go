@@ -207,6 +207,12 @@ func (r *Reader) next() (*Entry, error) {
 		if r.lim.Entries > 0 && r.entries > r.lim.Entries {
 			return nil, &Error{Code: CodeTooManyFiles, Detail: fmt.Sprintf("more than %d", r.lim.Entries)}
 		}
+		if hdr.Typeflag == tar.TypeXGlobalHeader {
+			// pax global metadata (git archive writes one); Go does not
+			// apply it to later entries, so it can neither rename nor
+			// retype anything.
+			continue
+		}
 		name, root := normalize(hdr.Name)
 		if root && hdr.Typeflag == tar.TypeDir {
 			continue // the "./" that `tar -C dir .` writes first

@@ -80,6 +80,7 @@ func tarball(t *testing.T, hdrs ...*tar.Header) []byte {
 
 func TestReaderRootAndPrefixes(t *testing.T) {
 	tb := tarball(t,
+		&tar.Header{Typeflag: tar.TypeXGlobalHeader, PAXRecords: map[string]string{"comment": "made by git archive"}, Format: tar.FormatPAX},
 		&tar.Header{Name: "./", Typeflag: tar.TypeDir, Mode: 0o755},
 		&tar.Header{Name: "./a", Typeflag: tar.TypeReg, Size: 3},
 		&tar.Header{Name: "b", Typeflag: tar.TypeReg, Size: 1},
