@@ -35,6 +35,7 @@ import (
 	"github.com/satellite-gateway/gateway/shared/awsconfig"
 	"github.com/satellite-gateway/gateway/shared/awstest"
 	"github.com/satellite-gateway/gateway/shared/localaws"
+	"github.com/satellite-gateway/gateway/shared/s3keys"
 )
 
 // setupTimeout bounds resource creation; against an emulator it takes well
@@ -138,7 +139,7 @@ func printSummary(w io.Writer, s summary) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  endpoint\t%s\n", s.Endpoint)
 	fmt.Fprintf(tw, "  region\t%s\n", s.Region)
-	fmt.Fprintf(tw, "  uploads bucket\ts3://%s  (ObjectCreated under %s -> ingest queue)\n", c.UploadsBucket, localaws.UploadsPrefix)
+	fmt.Fprintf(tw, "  uploads bucket\ts3://%s  (ObjectCreated under %s -> ingest queue)\n", c.UploadsBucket, s3keys.UploadsPrefix)
 	for _, q := range []struct {
 		label string
 		q     localaws.Queue

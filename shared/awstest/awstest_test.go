@@ -32,6 +32,7 @@ import (
 	"github.com/satellite-gateway/gateway/shared/awstest"
 	"github.com/satellite-gateway/gateway/shared/localaws"
 	"github.com/satellite-gateway/gateway/shared/s3event"
+	"github.com/satellite-gateway/gateway/shared/s3keys"
 )
 
 var update = flag.Bool("update", false, "rewrite the samples in events/sqs from the messages moto sends")
@@ -176,7 +177,7 @@ func TestS3NotificationToSQS(t *testing.T) {
 	c := awstest.Clients(t)
 	bucket := awstest.Bucket(t)
 	q := awstest.Queue(t, localaws.QueueSpec{Name: "ingest", MaxReceiveCount: 3})
-	awstest.NotifyQueue(t, bucket, q, localaws.UploadsPrefix)
+	awstest.NotifyQueue(t, bucket, q, s3keys.UploadsPrefix)
 
 	// Like S3, moto confirms the configuration with a test message, which
 	// consumers skip.
@@ -191,7 +192,7 @@ func TestS3NotificationToSQS(t *testing.T) {
 	deleteMessage(t, c.SQS, q.URL, testEvent)
 
 	// A key that S3 must escape: space, '+', '%' and non-ASCII.
-	const key = localaws.UploadsPrefix + "factory-a/sat 1/batch+01%ü.tar.gz"
+	const key = s3keys.UploadsPrefix + "factory-a/sat 1/batch+01%ü.tar.gz"
 	body := randomBytes(t, 3000)
 	for _, k := range []string{"elsewhere/ignored.tar.gz", key} {
 		if _, err := c.S3.PutObject(t.Context(), &s3.PutObjectInput{
@@ -204,7 +205,7 @@ func TestS3NotificationToSQS(t *testing.T) {
 	// object outside the prefix must not have notified.
 	msgs = receive(t, c.SQS, q.URL, 2)
 	if len(msgs) != 1 {
-		t.Fatalf("after two puts: %d messages, want 1 (only under %s)", len(msgs), localaws.UploadsPrefix)
+		t.Fatalf("after two puts: %d messages, want 1 (only under %s)", len(msgs), s3keys.UploadsPrefix)
 	}
 	created := msgs[0]
 	recs, err := s3event.Parse(aws.ToString(created.Body))

@@ -31,11 +31,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/satellite-gateway/gateway/shared/awsconfig"
+	"github.com/satellite-gateway/gateway/shared/s3keys"
 )
-
-// UploadsPrefix is the key prefix under which satellites' uploads land in
-// the uploads bucket; only objects created under it notify the ingest queue.
-const UploadsPrefix = "uploads/"
 
 // Key attribute names of the gateway table: a generic single-table design
 // whose item shapes belong to the stores in shared/.
@@ -89,7 +86,7 @@ func DefaultNames() Names {
 // Core describes the created core resources.
 type Core struct {
 	UploadsBucket string
-	Ingest        Queue // fed by ObjectCreated under UploadsPrefix
+	Ingest        Queue // fed by ObjectCreated under s3keys.UploadsPrefix
 	ConfigChanges Queue // fed by ota-lite's change events
 	Table         string
 }
@@ -103,7 +100,7 @@ const (
 )
 
 // CreateCore creates the gateway's core resources under names: the uploads
-// bucket notifying the ingest queue for ObjectCreated under UploadsPrefix,
+// bucket notifying the ingest queue for ObjectCreated under s3keys.UploadsPrefix,
 // the ingest and config-change queues each with a DLQ, and the table.
 //
 // Creating what already exists is not an error, so CreateCore can be run
@@ -118,7 +115,7 @@ func (c Clients) CreateCore(ctx context.Context, names Names) (Core, error) {
 	if err != nil {
 		return Core{}, err
 	}
-	if err := c.NotifyQueue(ctx, names.UploadsBucket, ingest, UploadsPrefix); err != nil {
+	if err := c.NotifyQueue(ctx, names.UploadsBucket, ingest, s3keys.UploadsPrefix); err != nil {
 		return Core{}, err
 	}
 	config, err := c.CreateQueue(ctx, QueueSpec{

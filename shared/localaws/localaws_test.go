@@ -16,6 +16,7 @@ import (
 
 	"github.com/satellite-gateway/gateway/shared/awstest"
 	"github.com/satellite-gateway/gateway/shared/localaws"
+	"github.com/satellite-gateway/gateway/shared/s3keys"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m) }
@@ -84,7 +85,7 @@ func TestCreateCore(t *testing.T) {
 
 	// Drop the s3:TestEvent, then follow one upload through.
 	drain(t, c.SQS, core.Ingest.URL)
-	key := localaws.UploadsPrefix + "f/s/batch.tar.gz"
+	key := s3keys.UploadsPrefix + "f/s/batch.tar.gz"
 	if _, err := c.S3.PutObject(t.Context(), &s3.PutObjectInput{
 		Bucket: aws.String(core.UploadsBucket), Key: aws.String(key), Body: strings.NewReader("tarball"),
 	}); err != nil {
@@ -127,7 +128,7 @@ func deleteCore(t *testing.T, c localaws.Clients, core localaws.Core) {
 		t.Errorf("cleanup: delete table: %v", err)
 	}
 	if _, err := c.S3.DeleteObject(ctx, &s3.DeleteObjectInput{
-		Bucket: aws.String(core.UploadsBucket), Key: aws.String(localaws.UploadsPrefix + "f/s/batch.tar.gz"),
+		Bucket: aws.String(core.UploadsBucket), Key: aws.String(s3keys.UploadsPrefix + "f/s/batch.tar.gz"),
 	}); err != nil {
 		t.Errorf("cleanup: delete object: %v", err)
 	}

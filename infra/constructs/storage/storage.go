@@ -15,22 +15,19 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/satellite-gateway/gateway/shared/s3keys"
 )
 
-// Key prefixes. They are a contract with the code that writes and reads the objects (presigned
-// uploads, the ingester, the updates assembler): lifecycle rules and, later, grants and
-// notifications are scoped by them.
-const (
-	// UploadsPrefix holds uplink tarballs; they are only needed until ingested (and a while
-	// after, to re-ingest after a bug fix), so they expire.
-	UploadsPrefix = "uploads/"
-	// UpdatesPrefix holds each satellite's latest downlink tarball; current versions never
-	// expire, since a satellite may be offline for weeks and still needs its latest state.
-	UpdatesPrefix = "updates/"
-	// QuarantinePrefix holds rejected uploads, kept longer than uploads so that a rejection can
-	// still be investigated after someone notices it.
-	QuarantinePrefix = "quarantine/"
-)
+// Key prefixes come from shared/s3keys, the one definition of the bucket layout that the
+// presigning, ingest and assembly code use too; lifecycle rules and, later, grants and
+// notifications are scoped by them:
+//   - uploads/ holds uplink tarballs; they are only needed until ingested (and a while after,
+//     to re-ingest after a bug fix), so they expire;
+//   - updates/ holds each satellite's downlink tarballs; current versions never expire, since a
+//     satellite may be offline for weeks and still needs its latest state;
+//   - quarantine/ holds refused uploads, kept longer than uploads so that a refusal can still
+//     be investigated after someone notices it.
 
 // Defaults for Props' zero values.
 const (
@@ -50,10 +47,10 @@ const (
 
 // Props configures Storage. The zero value is valid: default retention, RETAIN.
 type Props struct {
-	// UploadRetentionDays expires objects under UploadsPrefix after this many days.
+	// UploadRetentionDays expires objects under s3keys.UploadsPrefix after this many days.
 	// Zero means DefaultUploadRetentionDays.
 	UploadRetentionDays int
-	// QuarantineRetentionDays expires objects under QuarantinePrefix after this many days; it
+	// QuarantineRetentionDays expires objects under s3keys.QuarantinePrefix after this many days; it
 	// must exceed the upload retention. Zero means DefaultQuarantineRetentionDays.
 	QuarantineRetentionDays int
 	// RemovalPolicy of the bucket. Empty means RETAIN: losing data must be asked for.
@@ -145,19 +142,19 @@ func lifecycleRules(p Props) *[]*awss3.LifecycleRule {
 		},
 		{
 			Id:                          jsii.String("expire-uploads"),
-			Prefix:                      jsii.String(UploadsPrefix),
+			Prefix:                      jsii.String(s3keys.UploadsPrefix),
 			Expiration:                  days(p.UploadRetentionDays),
 			NoncurrentVersionExpiration: days(noncurrentDays),
 		},
 		{
 			Id:                          jsii.String("expire-quarantine"),
-			Prefix:                      jsii.String(QuarantinePrefix),
+			Prefix:                      jsii.String(s3keys.QuarantinePrefix),
 			Expiration:                  days(p.QuarantineRetentionDays),
 			NoncurrentVersionExpiration: days(noncurrentDays),
 		},
 		{
 			Id:                          jsii.String("expire-superseded-updates"),
-			Prefix:                      jsii.String(UpdatesPrefix),
+			Prefix:                      jsii.String(s3keys.UpdatesPrefix),
 			NoncurrentVersionExpiration: days(updatesNoncurrentDays),
 		},
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/satellite-gateway/gateway/infra/constructs/storage"
 	"github.com/satellite-gateway/gateway/infra/internal/cdktest"
+	"github.com/satellite-gateway/gateway/shared/s3keys"
 )
 
 func TestMain(m *testing.M) { cdktest.Main(m) }
@@ -92,17 +93,17 @@ func TestLifecycleRules(t *testing.T) {
 							"Prefix": assertions.Match_Absent(),
 						},
 						obj{
-							"Id": "expire-uploads", "Status": "Enabled", "Prefix": storage.UploadsPrefix,
+							"Id": "expire-uploads", "Status": "Enabled", "Prefix": s3keys.UploadsPrefix,
 							"ExpirationInDays":            tt.uploadDays,
 							"NoncurrentVersionExpiration": obj{"NoncurrentDays": 1},
 						},
 						obj{
-							"Id": "expire-quarantine", "Status": "Enabled", "Prefix": storage.QuarantinePrefix,
+							"Id": "expire-quarantine", "Status": "Enabled", "Prefix": s3keys.QuarantinePrefix,
 							"ExpirationInDays":            tt.quarantDays,
 							"NoncurrentVersionExpiration": obj{"NoncurrentDays": 1},
 						},
 						obj{
-							"Id": "expire-superseded-updates", "Status": "Enabled", "Prefix": storage.UpdatesPrefix,
+							"Id": "expire-superseded-updates", "Status": "Enabled", "Prefix": s3keys.UpdatesPrefix,
 							// The current update tarball must never expire.
 							"ExpirationInDays":            assertions.Match_Absent(),
 							"NoncurrentVersionExpiration": obj{"NoncurrentDays": 7},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -300,10 +301,20 @@ func (u *UpdatesApplied) Validate() error {
 	return checkTime("time", u.Time)
 }
 
+// ValidID reports whether s is an event or batch id: a ULID in its canonical
+// upper-case form. ULIDs decode case-insensitively, but ids are also keys
+// (S3, DynamoDB) that compare as strings, so one id must have one spelling.
+func ValidID(s string) bool {
+	if _, err := ulid.ParseStrict(s); err != nil {
+		return false
+	}
+	return strings.ToUpper(s) == s
+}
+
 // Validate checks the envelope and the payload of e.
 func (e *Event) Validate() error {
-	if _, err := ulid.ParseStrict(e.ID); err != nil {
-		return &EventError{Code: CodeBadID, Detail: fmt.Sprintf("id %q: %v", e.ID, err)}
+	if !ValidID(e.ID) {
+		return &EventError{Code: CodeBadID, Detail: fmt.Sprintf("id %q is not a canonical ULID", e.ID)}
 	}
 	if e.Details == nil || NewDetails(e.Type) == nil {
 		return &EventError{Code: CodeUnknownType, Detail: fmt.Sprintf("type %q", e.Type)}

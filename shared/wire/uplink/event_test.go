@@ -99,3 +99,14 @@ func TestNewIDSortsByTime(t *testing.T) {
 		t.Fatalf("ids do not sort by time: %s %s %s", a, b, c)
 	}
 }
+
+func TestValidID(t *testing.T) {
+	if !uplink.ValidID(goodID) || !uplink.ValidID(uplink.NewID(t0)) {
+		t.Fatal("canonical ULIDs refused")
+	}
+	for _, id := range []string{"", strings.ToLower(goodID), "81JD8X3V5Q2Z7N4M6K8P0R1S20", "01JD8X3V5Q2Z7N4M6K8P0R1SIL", goodID + "0"} {
+		if uplink.ValidID(id) {
+			t.Errorf("%q accepted", id)
+		}
+	}
+}

@@ -13,8 +13,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/oklog/ulid/v2"
-
 	"github.com/satellite-gateway/gateway/shared/wire/safetar"
 )
 
@@ -53,7 +51,7 @@ func (m *Manifest) Validate() error {
 	if !safetar.ValidName(m.Satellite) {
 		problems = append(problems, fmt.Sprintf("satellite %q", m.Satellite))
 	}
-	if _, err := ulid.ParseStrict(m.Batch); err != nil {
+	if !ValidID(m.Batch) {
 		problems = append(problems, fmt.Sprintf("batch %q", m.Batch))
 	}
 	if m.Seq == 0 {
