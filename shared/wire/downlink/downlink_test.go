@@ -1,14 +1,10 @@
 package downlink_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/satellite-gateway/gateway/shared/wire/downlink"
+	"github.com/satellite-gateway/gateway/shared/wire/internal/tartest"
 	"github.com/satellite-gateway/gateway/shared/wire/safetar"
 )
 
@@ -137,38 +134,17 @@ func TestReadAndExtractRoundTrip(t *testing.T) {
 	}
 }
 
-// rewrite rebuilds a tarball, letting edit change each entry.
+// rewrite rebuilds a tarball, letting edit rename, change or (with "")
+// drop each entry.
 func rewrite(t *testing.T, tb []byte, edit func(name string, data []byte) (string, []byte)) []byte {
 	t.Helper()
-	zr, err := gzip.NewReader(bytes.NewReader(tb))
-	if err != nil {
-		t.Fatal(err)
+	var out []tartest.File
+	for _, f := range tartest.Read(t, tb) {
+		if name, data := edit(f.Name, f.Data); name != "" {
+			out = append(out, tartest.File{Name: name, Data: data})
+		}
 	}
-	tr := tar.NewReader(zr)
-	var out bytes.Buffer
-	zw := gzip.NewWriter(&out)
-	tw := tar.NewWriter(zw)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		name, data := edit(h.Name, data)
-		if name == "" {
-			continue
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(data))}); err != nil {
-			t.Fatal(err)
-		}
-		_, _ = tw.Write(data)
-	}
-	_ = tw.Close()
-	_ = zw.Close()
-	return out.Bytes()
+	return tartest.Write(t, out...)
 }
 
 func TestReadRefusesTampering(t *testing.T) {

@@ -3,13 +3,13 @@ package safetar_test
 import (
 	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/satellite-gateway/gateway/shared/wire/internal/tartest"
 	"github.com/satellite-gateway/gateway/shared/wire/safetar"
 )
 
@@ -61,21 +61,13 @@ func TestWriterChecksSize(t *testing.T) {
 	}
 }
 
+// tarball writes headers as they are; regular files hold zeros.
 func tarball(t *testing.T, hdrs ...*tar.Header) []byte {
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, h := range hdrs {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-		if h.Typeflag == tar.TypeReg {
-			_, _ = tw.Write(make([]byte, h.Size))
-		}
+	files := make([]tartest.File, len(hdrs))
+	for i, h := range hdrs {
+		files[i] = tartest.File{Header: h}
 	}
-	_ = tw.Close()
-	_ = zw.Close()
-	return buf.Bytes()
+	return tartest.Write(t, files...)
 }
 
 func TestReaderRootAndPrefixes(t *testing.T) {

@@ -1,7 +1,6 @@
 package uplink_test
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/satellite-gateway/gateway/shared/wire/internal/tartest"
 	"github.com/satellite-gateway/gateway/shared/wire/safetar"
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
 )
@@ -241,20 +241,9 @@ func TestBuilderCanonicalOrder(t *testing.T) {
 	tarball, _ := build(t, sampleEvents(3), map[string]string{
 		uplink.AttachmentName(dev2, "b"): "2", uplink.AttachmentName(dev1, "a"): "1",
 	}, &uplink.Tags{})
-	zr, err := gzip.NewReader(bytes.NewReader(tarball))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(zr)
 	var names []string
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, f := range tartest.Read(t, tarball) {
+		h := f.Header
 		names = append(names, h.Name)
 		if h.Uid != 0 || h.Gid != 0 || h.Mode != 0o644 || !h.ModTime.Equal(t0) {
 			t.Fatalf("header %+v is not canonical", h)
@@ -312,34 +301,12 @@ func TestWriterChecksManifest(t *testing.T) {
 }
 
 // rawTarball writes entries verbatim, for inputs our writer would refuse.
-func rawTarball(t testing.TB, entries ...rawEntry) []byte {
+func rawTarball(t testing.TB, entries ...tartest.File) []byte {
 	t.Helper()
-	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(zw)
-	for _, e := range entries {
-		if err := tw.WriteHeader(&tar.Header{Name: e.name, Typeflag: tar.TypeReg, Size: int64(len(e.data)), Mode: 0o644}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return tartest.Write(t, entries...)
 }
 
-type rawEntry struct {
-	name string
-	data []byte
-}
-
-func batchEntries(t testing.TB, log []byte) []rawEntry {
+func batchEntries(t testing.TB, log []byte) []tartest.File {
 	m := identity()
 	m.Format = uplink.Format
 	m.EventCount = int64(bytes.Count(log, []byte("\n")))
@@ -348,7 +315,7 @@ func batchEntries(t testing.TB, log []byte) []rawEntry {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []rawEntry{{"manifest.json", mb}, {"events.log", log}}
+	return []tartest.File{{Name: "manifest.json", Data: mb}, {Name: "events.log", Data: log}}
 }
 
 func TestLineLimitBoundary(t *testing.T) {
@@ -399,7 +366,7 @@ func TestGzipBombs(t *testing.T) {
 		}
 	})
 	t.Run("huge attachment within its declared size", func(t *testing.T) {
-		entries := append(batchEntries(t, log), rawEntry{uplink.AttachmentName(dev1, "aktoml"), make([]byte, 2<<20)})
+		entries := append(batchEntries(t, log), tartest.File{Name: uplink.AttachmentName(dev1, "aktoml"), Data: make([]byte, 2<<20)})
 		_, err := readAll(bytes.NewReader(rawTarball(t, entries...)), uplink.Limits{Decompressed: 1 << 20, Attachment: 4 << 20})
 		if uplink.CodeOf(err) != safetar.CodeDecompressed && uplink.CodeOf(err) != safetar.CodeEntryTooLarge {
 			t.Fatalf("err %v", err)
@@ -418,7 +385,7 @@ func TestGzipBombs(t *testing.T) {
 	t.Run("too many entries", func(t *testing.T) {
 		entries := batchEntries(t, log)
 		for i := range 5 {
-			entries = append(entries, rawEntry{uplink.AttachmentName(dev1, fmt.Sprint("f", i)), []byte("x")})
+			entries = append(entries, tartest.File{Name: uplink.AttachmentName(dev1, fmt.Sprint("f", i)), Data: []byte("x")})
 		}
 		_, err := readAll(bytes.NewReader(rawTarball(t, entries...)), uplink.Limits{Entries: 4})
 		if uplink.CodeOf(err) != safetar.CodeTooManyFiles {
@@ -451,8 +418,8 @@ func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 func TestVerifyAtEnd(t *testing.T) {
 	log, _ := uplink.EncodeEvents(sampleEvents(4))
 	entries := batchEntries(t, log)
-	entries[1].data = append([]byte{}, log...)
-	entries[1].data[len(log)-3] = ' ' // still valid JSON, different bytes
+	entries[1].Data = append([]byte{}, log...)
+	entries[1].Data[len(log)-3] = ' ' // still valid JSON, different bytes
 	res, err := readAll(bytes.NewReader(rawTarball(t, entries...)), uplink.Limits{})
 	if uplink.CodeOf(err) != uplink.CodeChecksum {
 		t.Fatalf("err %v", err)
