@@ -195,16 +195,22 @@ func (s *Server) Environ() []string {
 // be unset: a developer's AWS_PROFILE, AWS_ENDPOINT_URL_S3 or session token
 // would otherwise win over these, or send requests to a real account.
 func (s *Server) Settings() []string {
-	return []string{
+	return append([]string{
 		"AWS_ENDPOINT_URL=" + s.endpoint,
 		"AWS_REGION=" + Region,
 		"AWS_DEFAULT_REGION=" + Region, // the aws CLI reads this one
 		"AWS_ACCESS_KEY_ID=" + AccessKeyID,
 		"AWS_SECRET_ACCESS_KEY=" + SecretAccessKey,
-		// Shared config files could set endpoints, regions or profiles.
+	}, isolation()...)
+}
+
+// isolation hides what could override the settings or reach a real
+// account: shared config files (endpoints, regions, profiles) and instance
+// metadata (credentials).
+func isolation() []string {
+	return []string{
 		"AWS_CONFIG_FILE=" + os.DevNull,
 		"AWS_SHARED_CREDENTIALS_FILE=" + os.DevNull,
-		// Never reach for instance metadata when looking for credentials.
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
 }
@@ -236,11 +242,7 @@ func (s *Server) SetProcessEnv() error {
 // new service with ProfileNotFound when it inherits a developer's
 // AWS_PROFILE. Shared config files are hidden from it for the same reason.
 func motoEnviron(env []string) []string {
-	return append(withoutAWS(env),
-		"AWS_CONFIG_FILE="+os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE="+os.DevNull,
-		"AWS_EC2_METADATA_DISABLED=true",
-	)
+	return append(withoutAWS(env), isolation()...)
 }
 
 // withoutAWS returns env without its AWS_* variables.

@@ -145,20 +145,12 @@ func Parse(body []byte) (Event, error) {
 	if err := e.Validate(); err != nil {
 		return e, err
 	}
-	e.normalize()
-	return e, nil
-}
-
-// normalize compacts TUF documents so equal content compares and stores equal.
-func (e *Event) normalize() {
 	if e.TUF != nil {
-		for _, doc := range []*json.RawMessage{&e.TUF.Root, &e.TUF.Timestamp, &e.TUF.Snapshot, &e.TUF.Targets} {
-			var buf bytes.Buffer
-			if json.Compact(&buf, *doc) == nil {
-				*doc = buf.Bytes()
-			}
-		}
+		// Equal metadata must store and compare equal.
+		compacted := e.TUF.Compact()
+		e.TUF = &compacted
 	}
+	return e, nil
 }
 
 // Validate checks the event against the rules of its kind.

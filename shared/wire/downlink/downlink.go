@@ -153,10 +153,17 @@ func normalize(c *Config, t *TUF) {
 			*m = map[string]Roles{}
 		}
 		for tag, r := range *m {
-			r.Root, r.Timestamp, r.Snapshot, r.Targets = compact(r.Root), compact(r.Timestamp), compact(r.Snapshot), compact(r.Targets)
-			(*m)[tag] = r
+			(*m)[tag] = r.Compact()
 		}
 	}
+}
+
+// Compact returns r with every role document compacted, so equal metadata
+// stores, compares and encodes equal whatever whitespace its publisher used.
+// A document that is not JSON is left as it is for Validate to report.
+func (r Roles) Compact() Roles {
+	r.Root, r.Timestamp, r.Snapshot, r.Targets = compact(r.Root), compact(r.Timestamp), compact(r.Snapshot), compact(r.Targets)
+	return r
 }
 
 func compact(doc json.RawMessage) json.RawMessage {

@@ -369,28 +369,30 @@ func (e Event) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads the line shape; unknown types decode with nil Details
 // so the caller can report them by name.
 func (e *Event) UnmarshalJSON(b []byte) error {
-	var env envelope
-	if err := json.Unmarshal(b, &env); err != nil {
+	ev, err := decodeLine(b)
+	*e = ev
+	if err != nil && NewDetails(ev.Type) != nil {
 		return err
 	}
-	e.Type, e.ID, e.Details = env.Event, env.ID, nil
-	d := NewDetails(env.Event)
-	if d == nil {
-		return nil
-	}
-	if len(env.Details) == 0 || bytes.Equal(env.Details, []byte("null")) {
-		return errors.New("details is missing")
-	}
-	if err := json.Unmarshal(env.Details, d); err != nil {
-		return fmt.Errorf("details: %w", err)
-	}
-	e.Details = d
 	return nil
 }
 
 // ParseLine decodes and validates one events.log line. Any problem is an
 // *EventError: the line is rejected, its batch is not.
 func ParseLine(line []byte) (Event, error) {
+	ev, err := decodeLine(line)
+	if err != nil {
+		return ev, err
+	}
+	if err := ev.Validate(); err != nil {
+		return ev, err
+	}
+	return ev, nil
+}
+
+// decodeLine decodes the envelope, then the details of a known type. The
+// event keeps whatever type and id were read, so a rejection can name them.
+func decodeLine(line []byte) (Event, *EventError) {
 	var env envelope
 	if err := json.Unmarshal(line, &env); err != nil {
 		return Event{}, &EventError{Code: CodeMalformed, Detail: err.Error()}
@@ -411,9 +413,6 @@ func ParseLine(line []byte) (Event, error) {
 		return ev, &EventError{Code: CodeBadDetails, Detail: err.Error()}
 	}
 	ev.Details = d
-	if err := ev.Validate(); err != nil {
-		return ev, err
-	}
 	return ev, nil
 }
 

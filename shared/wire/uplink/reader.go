@@ -256,7 +256,6 @@ func (r *Reader) verify() error {
 	if got.count != r.man.EventCount {
 		return &safetar.Error{Code: CodeCount, Entry: EventsName, Detail: fmt.Sprintf("%d events, manifest says %d", got.count, r.man.EventCount)}
 	}
-	r.sum.Manifest = *r.man
 	return io.EOF
 }
 

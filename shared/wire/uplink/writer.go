@@ -100,9 +100,9 @@ func (w *Writer) WriteAttachment(device, file string, size int64, r io.Reader) e
 	if w.stage != 2 {
 		return errors.New("uplink: attachments come after events.log")
 	}
-	name := AttachmentName(device, file)
-	if !ValidDevice(device) || !safetar.ValidName(file) || !safetar.ValidName(name) {
-		return &safetar.Error{Code: CodeBadAttachment, Entry: name}
+	name, err := attachmentName(device, file)
+	if err != nil {
+		return err
 	}
 	if name <= w.lastName {
 		return fmt.Errorf("uplink: attachment %s out of order or repeated", name)
@@ -115,6 +115,16 @@ func (w *Writer) WriteAttachment(device, file string, size int64, r io.Reader) e
 	}
 	w.lastName = name
 	return w.tw.Add(name, size, r)
+}
+
+// attachmentName is AttachmentName for a device id and file name that a
+// reader accepts, or the refusal the writer reports instead.
+func attachmentName(device, file string) (string, error) {
+	name := AttachmentName(device, file)
+	if !ValidDevice(device) || !safetar.ValidName(file) || !safetar.ValidName(name) {
+		return name, &safetar.Error{Code: CodeBadAttachment, Entry: name}
+	}
+	return name, nil
 }
 
 // Close finishes the tarball. It does not close the underlying writer.
@@ -218,9 +228,9 @@ func (b *Builder) Add(e Event) error {
 // AddAttachment stages a device file from r. A second file with the same
 // device and name replaces the first: the latest content is the device's.
 func (b *Builder) AddAttachment(device, file string, r io.Reader) error {
-	name := AttachmentName(device, file)
-	if !ValidDevice(device) || !safetar.ValidName(file) || !safetar.ValidName(name) {
-		return &safetar.Error{Code: CodeBadAttachment, Entry: name}
+	name, err := attachmentName(device, file)
+	if err != nil {
+		return err
 	}
 	if _, ok := b.attachments[name]; !ok && len(b.attachments)+3 >= b.lim.Entries {
 		return &safetar.Error{Code: safetar.CodeTooManyFiles, Detail: fmt.Sprintf("more than %d", b.lim.Entries)}
