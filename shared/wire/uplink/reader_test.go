@@ -534,3 +534,30 @@ func (c *countingDiscard) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
 	return len(p), nil
 }
+
+// A replacement attachment that is refused (too large) leaves the one staged
+// before it in place: nothing already accepted is lost.
+func TestBuilderRefusedReplacementKeepsEarlierAttachment(t *testing.T) {
+	b, err := uplink.NewBuilder(t.TempDir(), uplink.Limits{Attachment: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.AddAttachment(dev1, "aktoml", strings.NewReader("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AddAttachment(dev1, "aktoml", strings.NewReader("far too large")); uplink.CodeOf(err) != uplink.CodeAttachmentSize {
+		t.Fatalf("oversized replacement: %v", err)
+	}
+	var buf bytes.Buffer
+	if _, err := b.WriteTarball(&buf, identity()); err != nil {
+		t.Fatalf("write after a refused replacement: %v", err)
+	}
+	res, err := readAll(&buf, uplink.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(res.Attachments[uplink.AttachmentName(dev1, "aktoml")]); got != "first" {
+		t.Fatalf("attachment %q, want the first one", got)
+	}
+}

@@ -235,21 +235,30 @@ func (b *Builder) AddAttachment(device, file string, r io.Reader) error {
 	if _, ok := b.attachments[name]; !ok && len(b.attachments)+3 >= b.lim.Entries {
 		return &safetar.Error{Code: safetar.CodeTooManyFiles, Detail: fmt.Sprintf("more than %d", b.lim.Entries)}
 	}
-	p := filepath.Join(b.dir, "a-"+name)
-	f, err := os.Create(p)
+	// Staged beside, then renamed over: a refused or failed replacement
+	// must leave the file staged before it intact.
+	f, err := os.CreateTemp(b.dir, "tmp-")
 	if err != nil {
 		return fmt.Errorf("stage attachment %s: %w", name, err)
 	}
+	tmp := f.Name()
 	n, err := io.Copy(f, io.LimitReader(r, b.lim.Attachment+1))
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("stage attachment %s: %w", name, err)
+	if err == nil && n > b.lim.Attachment {
+		err = &safetar.Error{Code: CodeAttachmentSize, Entry: name, Detail: fmt.Sprintf("over %d bytes", b.lim.Attachment)}
 	}
-	if n > b.lim.Attachment {
-		_ = os.Remove(p)
-		return &safetar.Error{Code: CodeAttachmentSize, Entry: name, Detail: fmt.Sprintf("over %d bytes", b.lim.Attachment)}
+	p := filepath.Join(b.dir, "a-"+name)
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		if safetar.CodeOf(err) != "" {
+			return err
+		}
+		return fmt.Errorf("stage attachment %s: %w", name, err)
 	}
 	b.attachments[name] = attachmentFile{device: device, file: file, path: p, size: n}
 	return nil
