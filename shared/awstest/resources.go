@@ -57,13 +57,7 @@ func Bucket(t testing.TB) string {
 	if err := c.CreateBucket(t.Context(), name); err != nil {
 		t.Fatalf("awstest: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		if err := deleteBucket(ctx, c.S3, name); err != nil {
-			t.Errorf("awstest: cleanup: %v", err)
-		}
-	})
+	cleanup(t, func(ctx context.Context) error { return deleteBucket(ctx, c.S3, name) })
 	return name
 }
 
@@ -79,18 +73,17 @@ func Queue(t testing.TB, spec localaws.QueueSpec) localaws.Queue {
 	if err != nil {
 		t.Fatalf("awstest: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		for _, q := range []*localaws.Queue{&q, q.DLQ} {
-			if q == nil {
-				continue
-			}
-			if _, err := c.SQS.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(q.URL)}); err != nil {
-				t.Errorf("awstest: cleanup: delete queue %s: %v", q.Name, err)
-			}
+	for _, q := range []*localaws.Queue{&q, q.DLQ} {
+		if q == nil {
+			continue
 		}
-	})
+		cleanup(t, func(ctx context.Context) error {
+			if _, err := c.SQS.DeleteQueue(ctx, &sqs.DeleteQueueInput{QueueUrl: aws.String(q.URL)}); err != nil {
+				return fmt.Errorf("delete queue %s: %w", q.Name, err)
+			}
+			return nil
+		})
+	}
 	return q
 }
 
@@ -112,14 +105,25 @@ func Table(t testing.TB, in *dynamodb.CreateTableInput) string {
 	if err := c.CreateTable(t.Context(), in); err != nil {
 		t.Fatalf("awstest: %v", err)
 	}
+	cleanup(t, func(ctx context.Context) error {
+		if _, err := c.DynamoDB.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
+			return fmt.Errorf("delete table %s: %w", name, err)
+		}
+		return nil
+	})
+	return name
+}
+
+// cleanup runs remove when the test ends, with its own deadline: the test's
+// context is already cancelled by then.
+func cleanup(t testing.TB, remove func(context.Context) error) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
-		if _, err := c.DynamoDB.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(name)}); err != nil {
-			t.Errorf("awstest: cleanup: delete table %s: %v", name, err)
+		if err := remove(ctx); err != nil {
+			t.Errorf("awstest: cleanup: %v", err)
 		}
 	})
-	return name
 }
 
 // NotifyQueue configures bucket to send s3:ObjectCreated:* notifications for
