@@ -11,8 +11,8 @@
 // and points its own environment at it.
 //
 // Output: it creates the core resources (uploads bucket notifying the ingest
-// queue, the config-change queue, both with DLQs, the table; see
-// shared/localaws), prints what is running and the environment lines to use
+// queue, the config-change and assembly queues, each with a DLQ, the table;
+// see shared/localaws), prints what is running and the environment lines to use
 // it from a shell, then waits. SIGINT or SIGTERM stops the moto server it
 // started; resources on an existing endpoint are left in place. Logs go to
 // stderr through log/slog, the summary to stdout.
@@ -35,6 +35,7 @@ import (
 	"github.com/satellite-gateway/gateway/shared/awsconfig"
 	"github.com/satellite-gateway/gateway/shared/awstest"
 	"github.com/satellite-gateway/gateway/shared/localaws"
+	"github.com/satellite-gateway/gateway/shared/resources"
 	"github.com/satellite-gateway/gateway/shared/s3keys"
 )
 
@@ -143,13 +144,14 @@ func printSummary(w io.Writer, s summary) {
 	for _, q := range []struct {
 		label string
 		q     localaws.Queue
-	}{{"ingest queue", c.Ingest}, {"config-change queue", c.ConfigChanges}} {
+	}{{"ingest queue", c.Ingest}, {"config-change queue", c.ConfigChanges}, {"assembly queue", c.Assembly}} {
 		fmt.Fprintf(tw, "  %s\t%s\n", q.label, q.q.URL)
 		if q.q.DLQ != nil {
 			fmt.Fprintf(tw, "    its DLQ\t%s\n", q.q.DLQ.URL)
 		}
 	}
-	fmt.Fprintf(tw, "  table\t%s  (%s, %s string keys; on demand)\n", c.Table, localaws.PartitionKey, localaws.SortKey)
+	fmt.Fprintf(tw, "  table\t%s  (%s, %s string keys; TTL on %s; on demand)\n",
+		c.Table, resources.PartitionKey, resources.SortKey, resources.TTLAttribute)
 	tw.Flush()
 
 	fmt.Fprintf(w, "\nTo use it from another shell (aws CLI, SDKs):\n\n")

@@ -1,12 +1,14 @@
-// Package localaws defines and creates the gateway's AWS resources on a local
-// emulator (the moto server or LocalStack): the uploads bucket and its
-// notifications, the SQS queues with their dead-letter queues, and the
-// DynamoDB table.
+// Package localaws creates the gateway's AWS resources on a local emulator
+// (the moto server or LocalStack): the uploads bucket and its notifications,
+// the work queues with their dead-letter queues, and the DynamoDB table.
 //
-// On AWS these resources come from the CDK app in infra/; this package is the
-// local stand-in that `make dev` (cmd/localdev), the test harness
-// (shared/awstest) and end-to-end tests share, so there is one local
-// definition of each resource instead of one per caller. It lives apart from
+// On AWS these resources come from the CDK app in infra/. Both take their
+// settings (queue visibility and redrive, table keys, TTL attribute) from
+// shared/resources, so the two cannot drift; this package adds only what is
+// local: names, and the API calls that create things. `make dev`
+// (cmd/localdev), the test harness (shared/awstest) and end-to-end tests share
+// it, so there is one local definition of each resource instead of one per
+// caller. It lives apart from
 // shared/awstest because it has no testing dependency and callers choose the
 // names: fixed ones for a developer's session, unique ones per test.
 //
@@ -31,14 +33,8 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/satellite-gateway/gateway/shared/awsconfig"
+	"github.com/satellite-gateway/gateway/shared/resources"
 	"github.com/satellite-gateway/gateway/shared/s3keys"
-)
-
-// Key attribute names of the gateway table: a generic single-table design
-// whose item shapes belong to the stores in shared/.
-const (
-	PartitionKey = "PK"
-	SortKey      = "SK"
 )
 
 // tableActiveTimeout bounds the wait for a new table. Emulators create
@@ -69,6 +65,7 @@ type Names struct {
 	UploadsBucket string
 	IngestQueue   string // its DLQ is IngestQueue + DLQSuffix
 	ConfigQueue   string // its DLQ is ConfigQueue + DLQSuffix
+	AssemblyQueue string // its DLQ is AssemblyQueue + DLQSuffix
 	Table         string
 }
 
@@ -79,6 +76,7 @@ func DefaultNames() Names {
 		UploadsBucket: "gateway-uploads",
 		IngestQueue:   "gateway-ingest",
 		ConfigQueue:   "gateway-config-changes",
+		AssemblyQueue: "gateway-assembly",
 		Table:         "gateway",
 	}
 }
@@ -88,20 +86,17 @@ type Core struct {
 	UploadsBucket string
 	Ingest        Queue // fed by ObjectCreated under s3keys.UploadsPrefix
 	ConfigChanges Queue // fed by ota-lite's change events
+	Assembly      Queue // fed by the change function's fan-out
 	Table         string
 }
 
-// Redrive and visibility settings of the core queues. A message is tried
-// maxReceives times before it is parked in the DLQ: enough to ride out a
-// transient failure, few enough that a poison message never loops.
-const (
-	maxReceives       = 5
-	visibilityTimeout = 2 * time.Minute
-)
+// Queues returns the core's work queues in resources.Queues order.
+func (c Core) Queues() []Queue { return []Queue{c.Ingest, c.ConfigChanges, c.Assembly} }
 
 // CreateCore creates the gateway's core resources under names: the uploads
 // bucket notifying the ingest queue for ObjectCreated under s3keys.UploadsPrefix,
-// the ingest and config-change queues each with a DLQ, and the table.
+// the ingest, config-change and assembly queues each with a DLQ and the
+// settings of shared/resources, and the table with its TTL.
 //
 // Creating what already exists is not an error, so CreateCore can be run
 // again against a long-lived emulator such as LocalStack.
@@ -109,25 +104,41 @@ func (c Clients) CreateCore(ctx context.Context, names Names) (Core, error) {
 	if err := c.CreateBucket(ctx, names.UploadsBucket); err != nil {
 		return Core{}, err
 	}
-	ingest, err := c.CreateQueue(ctx, QueueSpec{
-		Name: names.IngestQueue, MaxReceiveCount: maxReceives, VisibilityTimeout: visibilityTimeout,
-	})
-	if err != nil {
-		return Core{}, err
+	var queues [3]Queue
+	for i, spec := range []struct {
+		name string
+		q    resources.Queue
+	}{{names.IngestQueue, resources.Ingest}, {names.ConfigQueue, resources.ConfigChanges}, {names.AssemblyQueue, resources.Assembly}} {
+		q, err := c.CreateQueue(ctx, SpecOf(spec.name, spec.q))
+		if err != nil {
+			return Core{}, err
+		}
+		queues[i] = q
 	}
-	if err := c.NotifyQueue(ctx, names.UploadsBucket, ingest, s3keys.UploadsPrefix); err != nil {
-		return Core{}, err
-	}
-	config, err := c.CreateQueue(ctx, QueueSpec{
-		Name: names.ConfigQueue, MaxReceiveCount: maxReceives, VisibilityTimeout: visibilityTimeout,
-	})
-	if err != nil {
+	if err := c.NotifyQueue(ctx, names.UploadsBucket, queues[0], s3keys.UploadsPrefix); err != nil {
 		return Core{}, err
 	}
 	if err := c.CreateTable(ctx, TableInput(names.Table)); err != nil {
 		return Core{}, err
 	}
-	return Core{UploadsBucket: names.UploadsBucket, Ingest: ingest, ConfigChanges: config, Table: names.Table}, nil
+	if err := c.EnableTTL(ctx, names.Table); err != nil {
+		return Core{}, err
+	}
+	return Core{
+		UploadsBucket: names.UploadsBucket,
+		Ingest:        queues[0], ConfigChanges: queues[1], Assembly: queues[2],
+		Table: names.Table,
+	}, nil
+}
+
+// SpecOf is the local queue named name with the settings of q.
+func SpecOf(name string, q resources.Queue) QueueSpec {
+	return QueueSpec{
+		Name:              name,
+		MaxReceiveCount:   q.MaxReceiveCount,
+		VisibilityTimeout: q.VisibilityTimeout,
+		Retention:         q.Retention,
+	}
 }
 
 // CreateBucket creates a bucket in the clients' region. A bucket this
@@ -160,6 +171,9 @@ type QueueSpec struct {
 	// VisibilityTimeout is how long a received message stays hidden; zero
 	// keeps the SQS default (30 s).
 	VisibilityTimeout time.Duration
+	// Retention is how long a message is kept; zero keeps the SQS default
+	// (4 days).
+	Retention time.Duration
 }
 
 // Queue identifies an SQS queue.
@@ -170,10 +184,6 @@ type Queue struct {
 	DLQ  *Queue // nil when the queue has no dead-letter queue
 }
 
-// dlqRetention keeps dead letters for the SQS maximum (14 days) so a failure
-// is still there to inspect after a long weekend.
-const dlqRetention = 14 * 24 * time.Hour
-
 // CreateQueue creates the queue in spec, and its dead-letter queue first
 // when it has one. SQS treats creating an identical queue as success.
 func (c Clients) CreateQueue(ctx context.Context, spec QueueSpec) (Queue, error) {
@@ -181,7 +191,7 @@ func (c Clients) CreateQueue(ctx context.Context, spec QueueSpec) (Queue, error)
 	var dlq *Queue
 	if spec.MaxReceiveCount > 0 {
 		q, err := c.createQueue(ctx, spec.Name+DLQSuffix, map[string]string{
-			string(sqstypes.QueueAttributeNameMessageRetentionPeriod): seconds(dlqRetention),
+			string(sqstypes.QueueAttributeNameMessageRetentionPeriod): seconds(resources.DLQRetention),
 		})
 		if err != nil {
 			return Queue{}, err
@@ -198,6 +208,9 @@ func (c Clients) CreateQueue(ctx context.Context, spec QueueSpec) (Queue, error)
 	}
 	if spec.VisibilityTimeout > 0 {
 		attrs[string(sqstypes.QueueAttributeNameVisibilityTimeout)] = seconds(spec.VisibilityTimeout)
+	}
+	if spec.Retention > 0 {
+		attrs[string(sqstypes.QueueAttributeNameMessageRetentionPeriod)] = seconds(spec.Retention)
 	}
 	q, err := c.createQueue(ctx, spec.Name, attrs)
 	if err != nil {
@@ -275,18 +288,19 @@ func (c Clients) NotifyQueue(ctx context.Context, bucket string, queue Queue, pr
 	return nil
 }
 
-// TableInput is the gateway table: string partition and sort keys, billed
-// on demand (no capacity to size for a bursty, mostly idle workload).
+// TableInput is the gateway table: string partition and sort keys (see
+// shared/resources), billed on demand (no capacity to size for a bursty,
+// mostly idle workload).
 func TableInput(name string) *dynamodb.CreateTableInput {
 	return &dynamodb.CreateTableInput{
 		TableName: aws.String(name),
 		AttributeDefinitions: []ddbtypes.AttributeDefinition{
-			{AttributeName: aws.String(PartitionKey), AttributeType: ddbtypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String(SortKey), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(resources.PartitionKey), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(resources.SortKey), AttributeType: ddbtypes.ScalarAttributeTypeS},
 		},
 		KeySchema: []ddbtypes.KeySchemaElement{
-			{AttributeName: aws.String(PartitionKey), KeyType: ddbtypes.KeyTypeHash},
-			{AttributeName: aws.String(SortKey), KeyType: ddbtypes.KeyTypeRange},
+			{AttributeName: aws.String(resources.PartitionKey), KeyType: ddbtypes.KeyTypeHash},
+			{AttributeName: aws.String(resources.SortKey), KeyType: ddbtypes.KeyTypeRange},
 		},
 		BillingMode: ddbtypes.BillingModePayPerRequest,
 	}
@@ -307,6 +321,29 @@ func (c Clients) CreateTable(ctx context.Context, in *dynamodb.CreateTableInput)
 	})
 	if err := w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: in.TableName}, tableActiveTimeout); err != nil {
 		return fmt.Errorf("create table %s: wait until active: %w", name, err)
+	}
+	return nil
+}
+
+// EnableTTL turns on expiry by resources.TTLAttribute for table. Enabling
+// what is already enabled counts as done: DynamoDB refuses it with a
+// ValidationException, so the current setting is read first.
+func (c Clients) EnableTTL(ctx context.Context, table string) error {
+	cur, err := c.DynamoDB.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(table)})
+	if err != nil {
+		return fmt.Errorf("table %s: read TTL: %w", table, err)
+	}
+	if d := cur.TimeToLiveDescription; d != nil && aws.ToString(d.AttributeName) == resources.TTLAttribute &&
+		(d.TimeToLiveStatus == ddbtypes.TimeToLiveStatusEnabled || d.TimeToLiveStatus == ddbtypes.TimeToLiveStatusEnabling) {
+		return nil
+	}
+	if _, err := c.DynamoDB.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName: aws.String(table),
+		TimeToLiveSpecification: &ddbtypes.TimeToLiveSpecification{
+			AttributeName: aws.String(resources.TTLAttribute), Enabled: aws.Bool(true),
+		},
+	}); err != nil {
+		return fmt.Errorf("table %s: enable TTL on %s: %w", table, resources.TTLAttribute, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package localaws_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/satellite-gateway/gateway/shared/awstest"
 	"github.com/satellite-gateway/gateway/shared/localaws"
+	"github.com/satellite-gateway/gateway/shared/resources"
 	"github.com/satellite-gateway/gateway/shared/s3keys"
 )
 
@@ -23,8 +25,9 @@ func TestMain(m *testing.M) { awstest.Main(m) }
 
 // TestCreateCore creates the core resources twice (the second time must be
 // a no-op, as against a long-lived LocalStack) and checks their wiring: an
-// upload under the prefix reaches the ingest queue, both queues redrive to
-// their DLQs, and the table has the agreed keys and billing.
+// upload under the prefix reaches the ingest queue, every queue has the
+// settings of shared/resources and redrives to its DLQ, and the table has
+// the agreed keys, billing and TTL.
 func TestCreateCore(t *testing.T) {
 	t.Parallel()
 	c := awstest.Clients(t)
@@ -32,6 +35,7 @@ func TestCreateCore(t *testing.T) {
 		UploadsBucket: awstest.UniqueName(t, 63),
 		IngestQueue:   awstest.UniqueName(t, 60),
 		ConfigQueue:   awstest.UniqueName(t, 60),
+		AssemblyQueue: awstest.UniqueName(t, 60),
 		Table:         awstest.UniqueName(t, 255),
 	}
 	core, err := c.CreateCore(t.Context(), names)
@@ -47,24 +51,35 @@ func TestCreateCore(t *testing.T) {
 		t.Errorf("CreateCore again described other resources: %+v, want %+v", again, core)
 	}
 
-	for _, q := range []localaws.Queue{core.Ingest, core.ConfigChanges} {
+	for i, q := range core.Queues() {
+		spec := resources.Queues()[i]
 		if q.DLQ == nil || q.DLQ.Name != q.Name+localaws.DLQSuffix {
 			t.Fatalf("queue %s: DLQ %+v, want %s%s", q.Name, q.DLQ, q.Name, localaws.DLQSuffix)
 		}
 		out, err := c.SQS.GetQueueAttributes(t.Context(), &sqs.GetQueueAttributesInput{
 			QueueUrl:       aws.String(q.URL),
-			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameRedrivePolicy},
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		var redrive struct {
-			DeadLetterTargetArn string `json:"deadLetterTargetArn"`
-			MaxReceiveCount     any    `json:"maxReceiveCount"`
+			DeadLetterTargetArn string          `json:"deadLetterTargetArn"`
+			MaxReceiveCount     json.RawMessage `json:"maxReceiveCount"` // a number or a string, by emulator
 		}
 		raw := out.Attributes[string(sqstypes.QueueAttributeNameRedrivePolicy)]
-		if err := json.Unmarshal([]byte(raw), &redrive); err != nil || redrive.DeadLetterTargetArn != q.DLQ.ARN {
-			t.Errorf("queue %s: redrive policy %q (%v), want target %s", q.Name, raw, err, q.DLQ.ARN)
+		if err := json.Unmarshal([]byte(raw), &redrive); err != nil || redrive.DeadLetterTargetArn != q.DLQ.ARN ||
+			strings.Trim(string(redrive.MaxReceiveCount), `"`) != strconv.Itoa(spec.MaxReceiveCount) {
+			t.Errorf("queue %s: redrive policy %q (%v), want target %s after %d receives", q.Name, raw, err, q.DLQ.ARN, spec.MaxReceiveCount)
+		}
+		// The settings come from shared/resources, as the CDK queue's do.
+		for attr, want := range map[sqstypes.QueueAttributeName]time.Duration{
+			sqstypes.QueueAttributeNameVisibilityTimeout:      spec.VisibilityTimeout,
+			sqstypes.QueueAttributeNameMessageRetentionPeriod: spec.Retention,
+		} {
+			if got := out.Attributes[string(attr)]; got != strconv.Itoa(int(want.Seconds())) {
+				t.Errorf("queue %s: %s = %q, want %v", q.Name, attr, got, want)
+			}
 		}
 	}
 
@@ -76,8 +91,16 @@ func TestCreateCore(t *testing.T) {
 	for _, k := range table.Table.KeySchema {
 		keys[aws.ToString(k.AttributeName)] = k.KeyType
 	}
-	if keys[localaws.PartitionKey] != ddbtypes.KeyTypeHash || keys[localaws.SortKey] != ddbtypes.KeyTypeRange || len(keys) != 2 {
-		t.Errorf("table keys %v, want %s HASH and %s RANGE", keys, localaws.PartitionKey, localaws.SortKey)
+	if keys[resources.PartitionKey] != ddbtypes.KeyTypeHash || keys[resources.SortKey] != ddbtypes.KeyTypeRange || len(keys) != 2 {
+		t.Errorf("table keys %v, want %s HASH and %s RANGE", keys, resources.PartitionKey, resources.SortKey)
+	}
+	ttl, err := c.DynamoDB.DescribeTimeToLive(t.Context(), &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(core.Table)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := ttl.TimeToLiveDescription; d == nil || aws.ToString(d.AttributeName) != resources.TTLAttribute ||
+		d.TimeToLiveStatus != ddbtypes.TimeToLiveStatusEnabled {
+		t.Errorf("table TTL %+v, want enabled on %s", d, resources.TTLAttribute)
 	}
 	if bm := table.Table.BillingModeSummary; bm == nil || bm.BillingMode != ddbtypes.BillingModePayPerRequest {
 		t.Errorf("table billing %+v, want PAY_PER_REQUEST", bm)
@@ -113,7 +136,7 @@ func deleteCore(t *testing.T, c localaws.Clients, core localaws.Core) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var queues []localaws.Queue
-	for _, q := range []localaws.Queue{core.Ingest, core.ConfigChanges} {
+	for _, q := range core.Queues() {
 		queues = append(queues, q)
 		if q.DLQ != nil {
 			queues = append(queues, *q.DLQ)
