@@ -7,7 +7,9 @@
 //     by the CLI from the caller's credentials): the target environment. With neither, the stack
 //     is environment-agnostic, which is all synth and the tests need.
 //   - Context key "env" (dev|prod, default dev) picks the stage: `cdk deploy -c env=prod`, or
-//     CDK_CONTEXT_JSON='{"env":"prod"}' go run ./infra without the CLI.
+//     CDK_CONTEXT_JSON='{"env":"prod"}' go run ./infra without the CLI. "otaAccounts" (account
+//     ids allowed to send to the config-change queue) and "alarmEmails" are lists: JSON arrays,
+//     or comma-separated with -c. See stacks.OptionsFromContext.
 //
 // Output: one stack, SatelliteGateway-<stage>, so dev and prod can share an account.
 package main
@@ -55,11 +57,11 @@ func synth(getenv func(string) string, context map[string]any) (cxapi.CloudAssem
 	app := cdkapp.New(props)
 
 	// Checked here as well as in the stack, to fail with a message rather than a panic.
-	stage, err := stacks.StageFromContext(app)
+	opts, err := stacks.OptionsFromContext(app)
 	if err != nil {
 		return nil, err
 	}
-	stacks.NewGatewayStack(app, "SatelliteGateway-"+string(stage), &stacks.GatewayStackProps{
+	stacks.NewGatewayStack(app, "SatelliteGateway-"+string(opts.Stage), &stacks.GatewayStackProps{
 		StackProps: awscdk.StackProps{Env: environment(getenv)},
 	})
 	return app.Synth(nil), nil

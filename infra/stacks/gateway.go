@@ -9,7 +9,11 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/satellite-gateway/gateway/infra/constructs/monitoring"
+	"github.com/satellite-gateway/gateway/infra/constructs/queues"
 	"github.com/satellite-gateway/gateway/infra/constructs/storage"
+	"github.com/satellite-gateway/gateway/infra/constructs/table"
+	"github.com/satellite-gateway/gateway/shared/resources"
 )
 
 // GatewayStackProps configures NewGatewayStack. The stage is not a field: it comes from the
@@ -18,15 +22,18 @@ type GatewayStackProps struct {
 	awscdk.StackProps
 }
 
-// NewGatewayStack defines the gateway backend: for now its storage. It reads the stage from
-// scope's context and panics if that is invalid (callers that want a clean error check
-// StageFromContext first, as ./infra does). TerminationProtection and Description, when not set
-// in props, come from the stage.
+// NewGatewayStack defines the gateway backend: the bucket, the table, the work queues (ingest fed
+// by upload notifications, config changes open to the OTA service's accounts, assembly), and
+// their alarms and dashboard. It reads its options from scope's context (OptionsFromContext) and
+// panics if they are invalid (callers that want a clean error check OptionsFromContext first, as
+// ./infra does). TerminationProtection and Description, when not set in props, come from the
+// stage.
 func NewGatewayStack(scope constructs.Construct, id string, props *GatewayStackProps) awscdk.Stack {
-	stage, err := StageFromContext(scope)
+	opts, err := OptionsFromContext(scope)
 	if err != nil {
 		panic(fmt.Sprintf("stack %s: %v", id, err))
 	}
+	stage := opts.Stage
 	settings := stage.Settings()
 
 	var sprops awscdk.StackProps
@@ -48,12 +55,36 @@ func NewGatewayStack(scope constructs.Construct, id string, props *GatewayStackP
 		RemovalPolicy:     settings.RemovalPolicy,
 		AutoDeleteObjects: settings.AutoDeleteObjects,
 	})
-
-	// The platform team and local scripts find the bucket through the stack's outputs, since
-	// its name is generated.
-	awscdk.NewCfnOutput(stack, jsii.String("BucketName"), &awscdk.CfnOutputProps{
-		Description: jsii.String("Bucket for satellite uploads and updates"),
-		Value:       store.Bucket().BucketName(),
+	tbl := table.New(stack, "Data", &table.Props{
+		RemovalPolicy:      settings.RemovalPolicy,
+		DeletionProtection: settings.TableDeletionProtection,
 	})
+	ingest := queues.New(stack, "Ingest", resources.Ingest)
+	store.NotifyUploads(ingest.Queue())
+	changes := queues.New(stack, "ConfigChanges", resources.ConfigChanges)
+	changes.AllowSendFromAccounts(opts.OTAAccounts)
+	assembly := queues.New(stack, "Assembly", resources.Assembly)
+
+	mon := monitoring.New(stack, "Monitoring", &monitoring.Props{AlarmEmails: opts.AlarmEmails})
+	for _, q := range []*queues.WorkQueue{ingest, changes, assembly} {
+		mon.WatchQueue(q.Spec().Name, q)
+	}
+
+	// Names are generated, so the platform team, the OTA service and local scripts find the
+	// resources through the stack's outputs.
+	output := func(id, description string, value *string) {
+		awscdk.NewCfnOutput(stack, jsii.String(id), &awscdk.CfnOutputProps{
+			Description: jsii.String(description), Value: value,
+		})
+	}
+	output("BucketName", "Bucket for satellite uploads and updates", store.Bucket().BucketName())
+	output("TableName", "DynamoDB table of devices, events and config state", tbl.Table().TableName())
+	output("IngestQueueUrl", "Queue of upload notifications (S3 -> ingest)", ingest.Queue().QueueUrl())
+	output("ConfigChangeQueueUrl", "Queue the OTA service sends change events to", changes.Queue().QueueUrl())
+	output("ConfigChangeQueueArn", "ARN of the config-change queue, for the OTA account's IAM policy",
+		changes.Queue().QueueArn())
+	output("AssemblyQueueUrl", "Queue of per-satellite assembly requests", assembly.Queue().QueueUrl())
+	output("AlarmTopicArn", "SNS topic every alarm notifies", mon.AlarmTopic().TopicArn())
+	output("DashboardName", "CloudWatch dashboard of the gateway", mon.Dashboard().DashboardName())
 	return stack
 }

@@ -1,6 +1,8 @@
 package stacks_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,6 +53,10 @@ func TestStageSettings(t *testing.T) {
 					})},
 				})
 				tmpl.ResourceCountIs(jsii.String("Custom::S3AutoDeleteObjects"), jsii.Number(tt.autoDelete))
+				tmpl.HasResource(jsii.String("AWS::DynamoDB::Table"), obj{
+					"DeletionPolicy": tt.deletion,
+					"Properties":     obj{"DeletionProtectionEnabled": tt.protected},
+				})
 				tmpl.HasOutput(jsii.String("BucketName"), obj{"Value": obj{"Ref": assertions.Match_AnyValue()}})
 			})
 			if got := *stack.TerminationProtection(); got != tt.protected {
@@ -89,12 +95,12 @@ func TestUnknownStageIsRefused(t *testing.T) {
 }
 
 // TestPolicies runs the project's template rules over every stage's template. It walks the whole
-// template, so it also covers buckets that no construct test knows about (a later construct's, or
-// one CDK adds itself).
+// template, so it also covers resources that no construct test knows about (a later construct's,
+// or one CDK adds itself). The cross-account statement is on, since it adds a principal.
 func TestPolicies(t *testing.T) {
 	for _, stage := range []stacks.Stage{stacks.StageDev, stacks.StageProd} {
 		t.Run(string(stage), func(t *testing.T) {
-			_, tmpl := synth(t, obj{stacks.StageContextKey: string(stage)})
+			_, tmpl := synth(t, obj{stacks.StageContextKey: string(stage), stacks.OTAAccountsContextKey: "111111111111"})
 			findings, err := policy.Check(cdktest.JSON(t, tmpl))
 			if err != nil {
 				t.Fatal(err)
@@ -103,12 +109,122 @@ func TestPolicies(t *testing.T) {
 				t.Error(f)
 			}
 			// Guard against a vacuous pass, e.g. if the template came back empty.
-			var buckets int
+			for _, typ := range []string{"AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::SNS::Topic"} {
+				var n int
+				cdktest.Must(t, func() { n = len(*tmpl.FindResources(jsii.String(typ), nil)) })
+				if n == 0 {
+					t.Errorf("no %s in the template: its rules checked nothing", typ)
+				}
+			}
+		})
+	}
+}
+
+// TestEveryQueueIsWatched checks that each work queue has an age alarm and each dead-letter queue
+// an alarm, whatever construct made them, and that every alarm notifies the alarm topic.
+func TestEveryQueueIsWatched(t *testing.T) {
+	_, tmpl := synth(t, nil)
+	var queues, alarms map[string]*map[string]any
+	cdktest.Must(t, func() {
+		queues = *tmpl.FindResources(jsii.String("AWS::SQS::Queue"), nil)
+		alarms = *tmpl.FindResources(jsii.String("AWS::CloudWatch::Alarm"), nil)
+	})
+	// watched[queue logical id] = the metrics alarmed on.
+	watched := map[string][]string{}
+	for id, a := range alarms {
+		p := (*a)["Properties"].(map[string]any)
+		dims, _ := p["Dimensions"].([]any)
+		for _, d := range dims {
+			v, _ := d.(map[string]any)["Value"].(map[string]any)
+			if ga, ok := v["Fn::GetAtt"].([]any); ok {
+				watched[ga[0].(string)] = append(watched[ga[0].(string)], p["MetricName"].(string))
+			}
+		}
+		actions, _ := p["AlarmActions"].([]any)
+		if len(actions) != 1 || !strings.HasPrefix(fmt.Sprint(actions[0]), "map[Ref:MonitoringAlarms") {
+			t.Errorf("alarm %s: actions %v, want the alarm topic", id, actions)
+		}
+	}
+	if len(queues) != 6 {
+		t.Errorf("%d queues, want 3 work queues and their 3 dead-letter queues", len(queues))
+	}
+	for id, q := range queues {
+		p, _ := (*q)["Properties"].(map[string]any)
+		want := "ApproximateNumberOfMessagesVisible" // a dead-letter queue: alarm on any message
+		if _, isWork := p["RedrivePolicy"]; isWork {
+			want = "ApproximateAgeOfOldestMessage"
+		}
+		if !slices.Contains(watched[id], want) {
+			t.Errorf("queue %s: no %s alarm (alarms on it: %v)", id, want, watched[id])
+		}
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	_, tmpl := synth(t, nil)
+	cdktest.Must(t, func() {
+		for _, name := range []string{
+			"BucketName", "TableName", "IngestQueueUrl", "ConfigChangeQueueUrl", "ConfigChangeQueueArn",
+			"AssemblyQueueUrl", "AlarmTopicArn", "DashboardName",
+		} {
+			tmpl.HasOutput(jsii.String(name), obj{"Value": assertions.Match_AnyValue()})
+		}
+	})
+}
+
+func TestOTAAccountsContext(t *testing.T) {
+	statement := func() obj {
+		return obj{"PolicyDocument": obj{"Statement": assertions.Match_ArrayWith(&[]any{
+			assertions.Match_ObjectLike(&obj{"Sid": "CrossAccountPublish"}),
+		})}}
+	}
+	tests := []struct {
+		name  string
+		value any
+		want  int // CrossAccountPublish statements
+	}{
+		{"absent: the queue stays in-account", nil, 0},
+		{"comma-separated, as from -c", "111111111111, 222222222222", 1},
+		{"JSON array, as from cdk.json", []any{"111111111111"}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := obj{}
+			if tt.value != nil {
+				ctx[stacks.OTAAccountsContextKey] = tt.value
+			}
+			_, tmpl := synth(t, ctx)
 			cdktest.Must(t, func() {
-				buckets = len(*tmpl.FindResources(jsii.String("AWS::S3::Bucket"), nil))
+				tmpl.ResourcePropertiesCountIs(jsii.String("AWS::SQS::QueuePolicy"), statement(), jsii.Number(tt.want))
+				if tt.want > 0 {
+					// On the config-change queue, and nowhere else.
+					tmpl.HasResourceProperties(jsii.String("AWS::SQS::QueuePolicy"), obj{
+						"Queues":         []any{obj{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^ConfigChangesQueue"))}},
+						"PolicyDocument": statement()["PolicyDocument"],
+					})
+				}
 			})
-			if buckets == 0 {
-				t.Error("no AWS::S3::Bucket in the template: the bucket rules checked nothing")
+		})
+	}
+}
+
+func TestBadContextIsRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		ctx  obj
+		want string
+	}{
+		{"account id too short", obj{stacks.OTAAccountsContextKey: "12345"}, `"12345" is not a 12-digit AWS account id`},
+		{"account id not a string", obj{stacks.OTAAccountsContextKey: []any{111111111111.0}}, "want strings"},
+		{"list of the wrong type", obj{stacks.AlarmEmailsContextKey: true}, "want a list"},
+		{"bad e-mail", obj{stacks.AlarmEmailsContextKey: "ops"}, `alarm e-mail "ops"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := cdktest.NewApp(t, tt.ctx)
+			msg := cdktest.Panics(t, func() { stacks.NewGatewayStack(app, "Gateway", nil) })
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("panic %q: want %q", msg, tt.want)
 			}
 		})
 	}

@@ -50,13 +50,15 @@ func StageFromContext(scope constructs.Construct) (Stage, error) {
 // Settings are the knobs a Stage turns. Keep the differences here, in one table, so a reviewer
 // sees at a glance what prod does that dev does not.
 type Settings struct {
-	// RemovalPolicy applies to stateful resources (buckets now; tables later).
+	// RemovalPolicy applies to stateful resources: the bucket and the table.
 	RemovalPolicy awscdk.RemovalPolicy
 	// AutoDeleteObjects empties buckets on stack deletion, so a dev stack can be destroyed
 	// without manual clean-up. Only meaningful with RemovalPolicy DESTROY.
 	AutoDeleteObjects bool
 	// TerminationProtection guards the stack itself against `cdk destroy`.
 	TerminationProtection bool
+	// TableDeletionProtection makes DynamoDB itself refuse to delete the table.
+	TableDeletionProtection bool
 }
 
 // Settings returns the settings of s. An unknown stage gets prod's, the safe side.
@@ -68,7 +70,8 @@ func (s Stage) Settings() Settings {
 		}
 	}
 	return Settings{
-		RemovalPolicy:         awscdk.RemovalPolicy_RETAIN,
-		TerminationProtection: true,
+		RemovalPolicy:           awscdk.RemovalPolicy_RETAIN,
+		TerminationProtection:   true,
+		TableDeletionProtection: true,
 	}
 }

@@ -12,7 +12,9 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -98,6 +100,46 @@ func New(scope constructs.Construct, id string, props *Props) *Storage {
 
 // Bucket is the gateway's bucket, for grants and notifications scoped by the prefix constants.
 func (s *Storage) Bucket() awss3.IBucket { return s.bucket }
+
+// NotifyUploads sends an s3:ObjectCreated:* notification to queue for every object created under
+// s3keys.UploadsPrefix: what drives ingest.
+//
+// It writes the bucket's NotificationConfiguration directly instead of calling
+// Bucket.AddEventNotification, which would add a custom-resource Lambda whose role may call
+// s3:PutBucketNotification on every bucket ("Resource": "*"), against the no-wildcard IAM rule.
+// Without it, S3 checks at bucket update time that it may send to the queue, so the queue policy
+// must exist first and cannot name the bucket's ARN (that would be a cycle: the bucket would
+// depend on a policy that depends on the bucket). The policy is therefore scoped to S3 acting for
+// this account (aws:SourceAccount), the confused-deputy guard AWS documents; the ingest function
+// still checks the bucket and key of every record. Call it once.
+func (s *Storage) NotifyUploads(queue awssqs.IQueue) {
+	res := queue.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("S3UploadNotifications"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("s3.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sqs:SendMessage"),
+		Resources:  &[]*string{queue.QueueArn()},
+		Conditions: &map[string]any{
+			"StringEquals": map[string]any{"aws:SourceAccount": awscdk.Aws_ACCOUNT_ID()},
+		},
+	}))
+	cfn := s.bucket.Node().DefaultChild().(awss3.CfnBucket)
+	cfn.SetNotificationConfiguration(&awss3.CfnBucket_NotificationConfigurationProperty{
+		QueueConfigurations: &[]any{&awss3.CfnBucket_QueueConfigurationProperty{
+			Event: jsii.String("s3:ObjectCreated:*"),
+			Queue: queue.QueueArn(),
+			Filter: &awss3.CfnBucket_NotificationFilterProperty{
+				S3Key: &awss3.CfnBucket_S3KeyFilterProperty{
+					Rules: &[]any{&awss3.CfnBucket_FilterRuleProperty{
+						Name: jsii.String("prefix"), Value: jsii.String(s3keys.UploadsPrefix),
+					}},
+				},
+			},
+		}},
+	})
+	if dep := res.PolicyDependable; dep != nil {
+		cfn.Node().AddDependency(dep)
+	}
+}
 
 func withDefaults(props *Props) Props {
 	var p Props

@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/satellite-gateway/gateway/infra/constructs/storage"
@@ -167,4 +168,40 @@ func TestBucketIsExposed(t *testing.T) {
 	if got := *s.Bucket().Node().Path(); got != "Test/Storage/Bucket" {
 		t.Errorf("Bucket() path = %q, want Test/Storage/Bucket", got)
 	}
+}
+
+func TestNotifyUploads(t *testing.T) {
+	stack := awscdk.NewStack(cdktest.NewApp(t, nil), jsii.String("Test"), nil)
+	s := storage.New(stack, "Storage", nil)
+	q := awssqs.NewQueue(stack, jsii.String("Ingest"), nil)
+	s.NotifyUploads(q)
+	tmpl := cdktest.Template(t, stack)
+	queueArn := obj{"Fn::GetAtt": arr{assertions.Match_StringLikeRegexp(jsii.String("^Ingest")), "Arn"}}
+	cdktest.Must(t, func() {
+		// Only object creation under uploads/: quarantine moves and assembled updates must not
+		// start an ingest.
+		tmpl.HasResourceProperties(jsii.String("AWS::S3::Bucket"), obj{
+			"NotificationConfiguration": obj{"QueueConfigurations": arr{obj{
+				"Event":  "s3:ObjectCreated:*",
+				"Queue":  queueArn,
+				"Filter": obj{"S3Key": obj{"Rules": arr{obj{"Name": "prefix", "Value": s3keys.UploadsPrefix}}}},
+			}}},
+		})
+		// S3 may send, for this account only, and the bucket waits for that permission: S3
+		// checks it when the notification is configured.
+		tmpl.HasResourceProperties(jsii.String("AWS::SQS::QueuePolicy"), obj{
+			"PolicyDocument": obj{"Statement": arr{obj{
+				"Sid": "S3UploadNotifications", "Effect": "Allow", "Action": "sqs:SendMessage",
+				"Principal": obj{"Service": "s3.amazonaws.com"},
+				"Resource":  queueArn,
+				"Condition": obj{"StringEquals": obj{"aws:SourceAccount": obj{"Ref": "AWS::AccountId"}}},
+			}}},
+		})
+		tmpl.HasResource(jsii.String("AWS::S3::Bucket"), obj{
+			"DependsOn": arr{assertions.Match_StringLikeRegexp(jsii.String("^IngestPolicy"))},
+		})
+		// No custom-resource Lambda (and its s3:PutBucketNotification on "*") for notifications.
+		tmpl.ResourceCountIs(jsii.String("Custom::S3BucketNotifications"), jsii.Number(0))
+		tmpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(0))
+	})
 }

@@ -3,8 +3,9 @@
 // Go module that resolves here, and works on the template JSON so that it can check both a stack
 // in a test and the files in cdk.out.
 //
-// Each rule is a function over one resource; add rules to the rules table as resource types join
-// the backend (tables, queues, functions).
+// Most rules are a function over one resource (the rules table); a few need to see several
+// resources at once, such as a queue and the policies that name it (the templateRules table). Add
+// rules as resource types join the backend.
 package policy
 
 import (
@@ -45,7 +46,27 @@ type rule struct {
 var rules = []rule{
 	{name: "s3-bucket-encryption", typ: "AWS::S3::Bucket", check: bucketEncrypted},
 	{name: "s3-bucket-public-access-block", typ: "AWS::S3::Bucket", check: bucketBlocksPublicAccess},
-	{name: "no-physical-name", typ: "AWS::S3::Bucket", check: bucketUnnamed},
+	{name: "no-physical-name", typ: "AWS::S3::Bucket", check: unnamed("BucketName")},
+	{name: "no-physical-name", typ: "AWS::SQS::Queue", check: unnamed("QueueName")},
+	{name: "no-physical-name", typ: "AWS::DynamoDB::Table", check: unnamed("TableName")},
+	{name: "no-physical-name", typ: "AWS::SNS::Topic", check: unnamed("TopicName")},
+	{name: "sqs-queue-encryption", typ: "AWS::SQS::Queue", check: queueEncrypted},
+	{name: "dynamodb-point-in-time-recovery", typ: "AWS::DynamoDB::Table", check: tableRecoverable},
+	{name: "iam-no-wildcard", typ: "AWS::IAM::Policy", check: noWildcards},
+	{name: "iam-no-wildcard", typ: "AWS::IAM::ManagedPolicy", check: noWildcards},
+	{name: "iam-no-wildcard", typ: "AWS::IAM::Role", check: noWildcards},
+}
+
+// templateRule checks relations between resources and returns one finding per offender.
+type templateRule struct {
+	name  string
+	check func(resources map[string]resource) ([]Finding, error)
+}
+
+var templateRules = []templateRule{
+	{name: "sqs-dead-letter-queue", check: queuesHaveDeadLetters},
+	{name: "sqs-enforce-ssl", check: secureTransport("AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "Queues")},
+	{name: "sns-enforce-ssl", check: secureTransport("AWS::SNS::Topic", "AWS::SNS::TopicPolicy", "Topics")},
 }
 
 // Check applies the rules to every resource of template (CloudFormation JSON) and returns the
@@ -71,6 +92,16 @@ func Check(template []byte) ([]Finding, error) {
 				findings = append(findings, Finding{LogicalID: id, Type: r.Type, Rule: ru.name, Detail: detail})
 			}
 		}
+	}
+	for _, tr := range templateRules {
+		fs, err := tr.check(t.Resources)
+		if err != nil {
+			return nil, fmt.Errorf("rule %s: %w", tr.name, err)
+		}
+		for i := range fs {
+			fs[i].Rule = tr.name
+		}
+		findings = append(findings, fs...)
 	}
 	slices.SortFunc(findings, func(a, b Finding) int {
 		return strings.Compare(a.LogicalID+"\x00"+a.Rule, b.LogicalID+"\x00"+b.Rule)
@@ -145,17 +176,249 @@ func bucketBlocksPublicAccess(r resource) (string, error) {
 	return "", nil
 }
 
-func bucketUnnamed(r resource) (string, error) {
+// unnamed returns a check that the resource does not set field, its physical name. Names are
+// account- or globally-unique: a fixed one blocks a second stage in the same account and makes any
+// replacement fail. CloudFormation generates one, and outputs pass it on.
+func unnamed(field string) func(r resource) (string, error) {
+	return func(r resource) (string, error) {
+		var p map[string]json.RawMessage
+		if err := decode(r, &p); err != nil {
+			return "", err
+		}
+		if v, ok := p[field]; ok {
+			return "hard-coded " + field + " " + string(v), nil
+		}
+		return "", nil
+	}
+}
+
+func queueEncrypted(r resource) (string, error) {
 	var p struct {
-		BucketName json.RawMessage
+		SqsManagedSseEnabled *bool
+		KmsMasterKeyID       json.RawMessage `json:"KmsMasterKeyId"`
 	}
 	if err := decode(r, &p); err != nil {
 		return "", err
 	}
-	// Bucket names are global: a fixed one blocks a second stage or account and makes any
-	// replacement fail. Let CloudFormation generate it and pass it on through outputs.
-	if len(p.BucketName) > 0 {
-		return "hard-coded BucketName " + string(p.BucketName), nil
+	// SQS now encrypts new queues by default; as for buckets, the rule wants the choice written.
+	if (p.SqsManagedSseEnabled != nil && *p.SqsManagedSseEnabled) || len(p.KmsMasterKeyID) > 0 {
+		return "", nil
+	}
+	return "no encryption at rest (SqsManagedSseEnabled or KmsMasterKeyId)", nil
+}
+
+func tableRecoverable(r resource) (string, error) {
+	var p struct {
+		PointInTimeRecoverySpecification struct {
+			PointInTimeRecoveryEnabled bool
+		}
+	}
+	if err := decode(r, &p); err != nil {
+		return "", err
+	}
+	if !p.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled {
+		return "point-in-time recovery off", nil
 	}
 	return "", nil
+}
+
+// statement is an IAM policy statement; Action and Resource may be a string or a list, and a
+// Resource may also be an intrinsic function (a Ref or Fn::Join), which is never a bare "*".
+type statement struct {
+	Effect   string
+	Action   json.RawMessage
+	Resource json.RawMessage
+}
+
+type document struct {
+	Statement json.RawMessage // one statement or a list
+}
+
+func (d document) statements() ([]statement, error) {
+	if len(d.Statement) == 0 {
+		return nil, nil
+	}
+	var list []statement
+	if d.Statement[0] == '[' {
+		return list, json.Unmarshal(d.Statement, &list)
+	}
+	var one statement
+	err := json.Unmarshal(d.Statement, &one)
+	return []statement{one}, err
+}
+
+// plainStrings returns the plain strings in a string-or-list value; intrinsic functions are skipped.
+func plainStrings(raw json.RawMessage) []string {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}
+	}
+	var list []json.RawMessage
+	if json.Unmarshal(raw, &list) != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range list {
+		if json.Unmarshal(e, &one) == nil {
+			out = append(out, one)
+		}
+	}
+	return out
+}
+
+// noWildcards finds Allow statements that grant an action pattern ("s3:*", "s3:Get*", "*") or
+// any resource ("*"). Least privilege here means named actions on named resources; a resource may
+// still end in /* to cover a key prefix the function owns (uploads/*), which is not a bare "*".
+func noWildcards(r resource) (string, error) {
+	var p struct {
+		PolicyDocument document
+		Policies       []struct{ PolicyDocument document }
+	}
+	if err := decode(r, &p); err != nil {
+		return "", err
+	}
+	docs := []document{p.PolicyDocument}
+	for _, inline := range p.Policies {
+		docs = append(docs, inline.PolicyDocument)
+	}
+	var bad []string
+	for _, d := range docs {
+		stmts, err := d.statements()
+		if err != nil {
+			return "", err
+		}
+		for _, st := range stmts {
+			if st.Effect != "Allow" {
+				continue
+			}
+			for _, a := range plainStrings(st.Action) {
+				if strings.Contains(a, "*") {
+					bad = append(bad, "action "+a)
+				}
+			}
+			for _, res := range plainStrings(st.Resource) {
+				if res == "*" {
+					bad = append(bad, "resource *")
+				}
+			}
+		}
+	}
+	if len(bad) > 0 {
+		slices.Sort(bad)
+		return "wildcard in an Allow: " + strings.Join(slices.Compact(bad), ", "), nil
+	}
+	return "", nil
+}
+
+// refTo returns the logical id a {"Ref": id} or {"Fn::GetAtt": [id, attr]} value points to.
+func refTo(raw json.RawMessage) string {
+	var v struct {
+		Ref    string            `json:"Ref"`
+		GetAtt []json.RawMessage `json:"Fn::GetAtt"`
+	}
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	if v.Ref != "" {
+		return v.Ref
+	}
+	if len(v.GetAtt) > 0 {
+		var id string
+		if json.Unmarshal(v.GetAtt[0], &id) == nil {
+			return id
+		}
+	}
+	return ""
+}
+
+// queuesHaveDeadLetters finds queues that neither redrive to a dead-letter queue nor are one: a
+// message that always fails would otherwise be retried until its retention runs out, blocking
+// nothing but hiding the failure.
+func queuesHaveDeadLetters(res map[string]resource) ([]Finding, error) {
+	redrives := map[string]bool{}
+	targets := map[string]bool{}
+	for id, r := range res {
+		if r.Type != "AWS::SQS::Queue" {
+			continue
+		}
+		var p struct {
+			RedrivePolicy *struct {
+				DeadLetterTargetArn json.RawMessage `json:"deadLetterTargetArn"`
+			}
+		}
+		if err := decode(r, &p); err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		if p.RedrivePolicy != nil && len(p.RedrivePolicy.DeadLetterTargetArn) > 0 {
+			redrives[id] = true
+			if t := refTo(p.RedrivePolicy.DeadLetterTargetArn); t != "" {
+				targets[t] = true
+			}
+		}
+	}
+	var out []Finding
+	for id, r := range res {
+		if r.Type == "AWS::SQS::Queue" && !redrives[id] && !targets[id] {
+			out = append(out, Finding{LogicalID: id, Type: r.Type,
+				Detail: "no RedrivePolicy, and no other queue uses it as its dead-letter queue"})
+		}
+	}
+	return out, nil
+}
+
+// secureTransport returns a check that every resource of typ is named (by Ref) in the listField
+// of a policy of policyType that denies requests without TLS (aws:SecureTransport false).
+func secureTransport(typ, policyType, listField string) func(map[string]resource) ([]Finding, error) {
+	return func(res map[string]resource) ([]Finding, error) {
+		covered := map[string]bool{}
+		for id, r := range res {
+			if r.Type != policyType {
+				continue
+			}
+			var p map[string]json.RawMessage
+			if err := decode(r, &p); err != nil {
+				return nil, fmt.Errorf("%s: %w", id, err)
+			}
+			var doc struct {
+				Statement []struct {
+					Effect    string
+					Condition struct {
+						Bool map[string]json.RawMessage
+					}
+				}
+			}
+			if raw := p["PolicyDocument"]; len(raw) > 0 {
+				if err := json.Unmarshal(raw, &doc); err != nil {
+					return nil, fmt.Errorf("%s: PolicyDocument: %w", id, err)
+				}
+			}
+			denies := false
+			for _, st := range doc.Statement {
+				if v := st.Condition.Bool["aws:SecureTransport"]; st.Effect == "Deny" &&
+					(string(v) == `"false"` || string(v) == "false") {
+					denies = true
+				}
+			}
+			if !denies {
+				continue
+			}
+			var targets []json.RawMessage
+			if raw := p[listField]; len(raw) > 0 {
+				if err := json.Unmarshal(raw, &targets); err != nil {
+					return nil, fmt.Errorf("%s: %s: %w", id, listField, err)
+				}
+			}
+			for _, t := range targets {
+				covered[refTo(t)] = true
+			}
+		}
+		var out []Finding
+		for id, r := range res {
+			if r.Type == typ && !covered[id] {
+				out = append(out, Finding{LogicalID: id, Type: r.Type,
+					Detail: "no " + policyType + " denies requests without TLS (aws:SecureTransport false)"})
+			}
+		}
+		return out, nil
+	}
 }

@@ -31,6 +31,18 @@ func template(resources ...string) []byte {
 	return []byte(b.String())
 }
 
+// tlsPolicy is a resource policy of typ that denies requests without TLS to the resources ids,
+// listed under field, as CDK writes it for EnforceSSL.
+func tlsPolicy(typ, field string, ids ...string) string {
+	var refs []string
+	for _, id := range ids {
+		refs = append(refs, `{"Ref": "`+id+`"}`)
+	}
+	return `{"Type": "` + typ + `", "Properties": {"` + field + `": [` + strings.Join(refs, ",") + `],
+		"PolicyDocument": {"Statement": [{"Effect": "Deny", "Action": "*", "Principal": {"AWS": "*"},
+			"Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}`
+}
+
 func TestCheck(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -42,8 +54,76 @@ func TestCheck(t *testing.T) {
 			resources: []string{`"Good": ` + goodBucket},
 		},
 		{
-			name:      "other types are not bucket rules' business",
-			resources: []string{`"Queue": {"Type": "AWS::SQS::Queue", "Properties": {}}`},
+			name:      "types without rules pass",
+			resources: []string{`"Alarm": {"Type": "AWS::CloudWatch::Alarm", "Properties": {}}`},
+		},
+		{
+			name: "compliant queue, its dead-letter queue and their TLS policy",
+			resources: []string{
+				`"Work": {"Type": "AWS::SQS::Queue", "Properties": {"SqsManagedSseEnabled": true,
+					"RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["Dead", "Arn"]}, "maxReceiveCount": 5}}}`,
+				`"Dead": {"Type": "AWS::SQS::Queue", "Properties": {"KmsMasterKeyId": "alias/aws/sqs"}}`,
+				`"WorkPolicy": ` + tlsPolicy("AWS::SQS::QueuePolicy", "Queues", "Work", "Dead"),
+			},
+		},
+		{
+			name: "queue without encryption, dead-letter queue or TLS policy",
+			resources: []string{
+				`"Bare": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "fixed"}}`,
+				// A policy that names the queue but does not deny plain HTTP does not count.
+				`"Open": {"Type": "AWS::SQS::QueuePolicy", "Properties": {"Queues": [{"Ref": "Bare"}],
+					"PolicyDocument": {"Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage"}]}}}`,
+			},
+			want: []string{
+				`Bare (AWS::SQS::Queue): no-physical-name: hard-coded QueueName "fixed"`,
+				"Bare (AWS::SQS::Queue): sqs-dead-letter-queue: no RedrivePolicy, and no other queue uses it as its dead-letter queue",
+				"Bare (AWS::SQS::Queue): sqs-enforce-ssl: no AWS::SQS::QueuePolicy denies requests without TLS (aws:SecureTransport false)",
+				"Bare (AWS::SQS::Queue): sqs-queue-encryption: no encryption at rest (SqsManagedSseEnabled or KmsMasterKeyId)",
+			},
+		},
+		{
+			name: "topic with and without a TLS policy",
+			resources: []string{
+				`"Good": {"Type": "AWS::SNS::Topic", "Properties": {}}`,
+				`"Plain": {"Type": "AWS::SNS::Topic", "Properties": {}}`,
+				`"GoodPolicy": ` + tlsPolicy("AWS::SNS::TopicPolicy", "Topics", "Good"),
+			},
+			want: []string{
+				"Plain (AWS::SNS::Topic): sns-enforce-ssl: no AWS::SNS::TopicPolicy denies requests without TLS (aws:SecureTransport false)",
+			},
+		},
+		{
+			name: "table without point-in-time recovery, and with a name",
+			resources: []string{
+				`"Good": {"Type": "AWS::DynamoDB::Table", "Properties": {
+					"PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": true}}}`,
+				`"Risky": {"Type": "AWS::DynamoDB::Table", "Properties": {"TableName": "gateway"}}`,
+			},
+			want: []string{
+				"Risky (AWS::DynamoDB::Table): dynamodb-point-in-time-recovery: point-in-time recovery off",
+				`Risky (AWS::DynamoDB::Table): no-physical-name: hard-coded TableName "gateway"`,
+			},
+		},
+		{
+			name: "IAM: named actions on named resources and key prefixes pass; Deny may use wildcards",
+			resources: []string{`"Fine": {"Type": "AWS::IAM::Policy", "Properties": {"PolicyDocument": {"Statement": [
+				{"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+					"Resource": {"Fn::Join": ["", [{"Fn::GetAtt": ["B", "Arn"]}, "/uploads/*"]]}},
+				{"Effect": "Allow", "Action": "dynamodb:PutItem", "Resource": "arn:aws:dynamodb:eu-west-1:111111111111:table/t"},
+				{"Effect": "Deny", "Action": "*", "Resource": "*"}]}}}`},
+		},
+		{
+			name: "IAM: wildcard actions and resources, in a policy and in a role's inline policy",
+			resources: []string{
+				`"Greedy": {"Type": "AWS::IAM::Policy", "Properties": {"PolicyDocument": {"Statement": [
+					{"Effect": "Allow", "Action": ["s3:GetObject*", "sqs:*"], "Resource": ["*", {"Ref": "Q"}]}]}}}`,
+				`"Role": {"Type": "AWS::IAM::Role", "Properties": {"Policies": [{"PolicyName": "p",
+					"PolicyDocument": {"Statement": {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::b"}}}]}}`,
+			},
+			want: []string{
+				"Greedy (AWS::IAM::Policy): iam-no-wildcard: wildcard in an Allow: action s3:GetObject*, action sqs:*, resource *",
+				"Role (AWS::IAM::Role): iam-no-wildcard: wildcard in an Allow: action *",
+			},
 		},
 		{
 			name:      "bucket without properties",
