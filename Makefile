@@ -61,8 +61,17 @@ fuzz: ## run each fuzz target for FUZZTIME (a count such as 200000x)
 bench: moto ## run the benchmarks and print their figures
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
+.PHONY: lambdas
+lambdas: ## build every functions/<name> for Lambda (arm64, provided.al2023) into bin/lambda/<name>/bootstrap
+	@for dir in functions/*/; do \
+	  name=$$(basename $$dir); [ -f $$dir/main.go ] || continue; \
+	  echo "lambda $$name"; \
+	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' \
+	    -o $(BIN)/lambda/$$name/bootstrap ./$$dir; \
+	done
+
 .PHONY: synth
-synth: ## synthesize the CDK app into cdk.out (needs node)
+synth: lambdas ## synthesize the CDK app into cdk.out (needs node)
 	CDK_OUTDIR=cdk.out $(GO) run ./infra
 
 $(BIN)/golangci-lint:
@@ -77,4 +86,4 @@ lint: $(BIN)/golangci-lint ## gofmt, go vet and golangci-lint
 
 .PHONY: clean
 clean: ## remove build outputs (keeps the virtualenv)
-	rm -rf cdk.out bin/bootstrap* dist
+	rm -rf cdk.out bin/lambda dist

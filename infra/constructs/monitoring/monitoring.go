@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -125,6 +126,49 @@ func (m *Monitoring) WatchQueue(name string, w *queues.WorkQueue) {
 		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
 			Title: jsii.String(name + " dead-letter queue: messages"),
 			Left:  &[]awscloudwatch.IMetric{dead},
+			Width: jsii.Number(12),
+		}),
+	)
+}
+
+// WatchFunction alarms when fn fails invocations (Errors: a handler error, a crash or a
+// timeout; a partial batch failure the handler reports is not one) and when Lambda throttles it
+// (the account's concurrency is exhausted, so queues back up and the API answers 5xx), and adds a
+// row of graphs for invocations, errors, throttles and duration. name labels them ("ingest").
+func (m *Monitoring) WatchFunction(name string, fn awslambda.IFunction) {
+	fiveMinutes := awscdk.Duration_Minutes(jsii.Number(5))
+	sum := func(metric func(*awscloudwatch.MetricOptions) awscloudwatch.Metric) awscloudwatch.Metric {
+		return metric(&awscloudwatch.MetricOptions{Period: fiveMinutes, Statistic: jsii.String("Sum")})
+	}
+	errs, throttles := sum(fn.MetricErrors), sum(fn.MetricThrottles)
+	m.alarm(name+"-errors", &awscloudwatch.AlarmProps{
+		AlarmDescription: jsii.String(fmt.Sprintf(
+			"%s function: failed invocations. See docs/operations.md, \"A function fails\".", name)),
+		Metric:             errs,
+		Threshold:          jsii.Number(0),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	m.alarm(name+"-throttles", &awscloudwatch.AlarmProps{
+		AlarmDescription: jsii.String(fmt.Sprintf(
+			"%s function: throttled invocations. See docs/operations.md, \"A function fails\".", name)),
+		Metric:             throttles,
+		Threshold:          jsii.Number(0),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(1),
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	duration := fn.MetricDuration(&awscloudwatch.MetricOptions{Period: fiveMinutes, Statistic: jsii.String("p99")})
+	m.dashboard.AddWidgets(
+		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+			Title: jsii.String(name + " function: invocations, errors, throttles"),
+			Left:  &[]awscloudwatch.IMetric{sum(fn.MetricInvocations), errs, throttles},
+			Width: jsii.Number(12),
+		}),
+		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+			Title: jsii.String(name + " function: duration p99 (ms)"),
+			Left:  &[]awscloudwatch.IMetric{duration},
 			Width: jsii.Number(12),
 		}),
 	)

@@ -1,13 +1,17 @@
 package monitoring_test
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/satellite-gateway/gateway/infra/constructs/function"
 	"github.com/satellite-gateway/gateway/infra/constructs/monitoring"
 	"github.com/satellite-gateway/gateway/infra/constructs/queues"
 	"github.com/satellite-gateway/gateway/infra/internal/cdktest"
@@ -71,4 +75,32 @@ func TestBadEmailIsRefused(t *testing.T) {
 			t.Errorf("%q: panic %q, want it to name the alarm e-mail", e, msg)
 		}
 	}
+}
+
+func TestWatchFunction(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stack := awscdk.NewStack(cdktest.NewApp(t, nil), jsii.String("Test"), nil)
+	mon := monitoring.New(stack, "Monitoring", nil)
+	fn := function.New(stack, "Ingest", &function.Props{AssetDir: dir, Timeout: time.Minute})
+	mon.WatchFunction("ingest", fn.Function())
+	tmpl := cdktest.Template(t, stack)
+	topic := obj{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^MonitoringAlarms"))}
+	cdktest.Must(t, func() {
+		tmpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(2))
+		for _, metric := range []string{"Errors", "Throttles"} {
+			tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), obj{
+				"Namespace":          "AWS/Lambda",
+				"MetricName":         metric,
+				"Dimensions":         []any{obj{"Name": "FunctionName", "Value": obj{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^IngestFunction"))}}},
+				"Statistic":          "Sum",
+				"ComparisonOperator": "GreaterThanThreshold",
+				"Threshold":          0,
+				"AlarmActions":       []any{topic},
+				"OKActions":          []any{topic},
+			})
+		}
+	})
 }

@@ -11,6 +11,7 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -67,7 +68,14 @@ var templateRules = []templateRule{
 	{name: "sqs-dead-letter-queue", check: queuesHaveDeadLetters},
 	{name: "sqs-enforce-ssl", check: secureTransport("AWS::SQS::Queue", "AWS::SQS::QueuePolicy", "Queues")},
 	{name: "sns-enforce-ssl", check: secureTransport("AWS::SNS::Topic", "AWS::SNS::TopicPolicy", "Topics")},
+	{name: "lambda-errors-alarm", check: functionsAlarmed},
+	{name: "sqs-consumer", check: queueConsumers},
 }
+
+// cdkProvider matches the logical ids of the custom-resource handlers CDK adds itself (the
+// bucket's auto-delete in dev). They run only during a deployment, whose failure shows their
+// errors, and their code is not ours to alarm on.
+var cdkProvider = regexp.MustCompile(`CustomResourceProvider`)
 
 // Check applies the rules to every resource of template (CloudFormation JSON) and returns the
 // findings, ordered by logical id then rule, so that reports are stable.
@@ -421,4 +429,92 @@ func secureTransport(typ, policyType, listField string) func(map[string]resource
 		}
 		return out, nil
 	}
+}
+
+// functionsAlarmed finds functions without an alarm on their Errors metric: a function that
+// fails silently leaves its queue to fill or its API to answer 5xx with nobody told.
+func functionsAlarmed(res map[string]resource) ([]Finding, error) {
+	alarmed := map[string]bool{}
+	for id, r := range res {
+		if r.Type != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		var p struct {
+			MetricName string
+			Namespace  string
+			Dimensions []struct {
+				Name  string
+				Value json.RawMessage
+			}
+		}
+		if err := decode(r, &p); err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		if p.Namespace != "AWS/Lambda" || p.MetricName != "Errors" {
+			continue
+		}
+		for _, d := range p.Dimensions {
+			if d.Name == "FunctionName" {
+				alarmed[refTo(d.Value)] = true
+			}
+		}
+	}
+	var out []Finding
+	for id, r := range res {
+		if r.Type == "AWS::Lambda::Function" && !alarmed[id] && !cdkProvider.MatchString(id) {
+			out = append(out, Finding{LogicalID: id, Type: r.Type, Detail: "no alarm on its Errors metric"})
+		}
+	}
+	return out, nil
+}
+
+// queueConsumers checks every SQS event source mapping: the function reports partial batch
+// failures (else one bad message fails, and retries, its whole batch), and the queue's visibility
+// timeout is at least 6x the function's timeout (else a message reappears while a throttled or
+// retried invocation still holds it, and is processed twice at once).
+func queueConsumers(res map[string]resource) ([]Finding, error) {
+	var out []Finding
+	for id, r := range res {
+		if r.Type != "AWS::Lambda::EventSourceMapping" {
+			continue
+		}
+		var m struct {
+			EventSourceArn        json.RawMessage
+			FunctionName          json.RawMessage
+			FunctionResponseTypes []string
+		}
+		if err := decode(r, &m); err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		queue, ok := res[refTo(m.EventSourceArn)]
+		if !ok || queue.Type != "AWS::SQS::Queue" {
+			continue // not a queue of this template
+		}
+		if !slices.Contains(m.FunctionResponseTypes, "ReportBatchItemFailures") {
+			out = append(out, Finding{LogicalID: id, Type: r.Type,
+				Detail: "does not report partial batch failures (FunctionResponseTypes ReportBatchItemFailures)"})
+		}
+		var q struct{ VisibilityTimeout *float64 }
+		if err := decode(queue, &q); err != nil {
+			return nil, fmt.Errorf("%s: %w", refTo(m.EventSourceArn), err)
+		}
+		var f struct{ Timeout *float64 }
+		if fn, ok := res[refTo(m.FunctionName)]; ok {
+			if err := decode(fn, &f); err != nil {
+				return nil, fmt.Errorf("%s: %w", refTo(m.FunctionName), err)
+			}
+		}
+		visibility, timeout := 30.0, 3.0 // the SQS and Lambda defaults
+		if q.VisibilityTimeout != nil {
+			visibility = *q.VisibilityTimeout
+		}
+		if f.Timeout != nil {
+			timeout = *f.Timeout
+		}
+		if visibility < 6*timeout {
+			out = append(out, Finding{LogicalID: id, Type: r.Type, Detail: fmt.Sprintf(
+				"queue visibility timeout %gs is under 6x the function timeout %gs", visibility, timeout)})
+		}
+	}
+	return out, nil
 }

@@ -105,6 +105,45 @@ func TestCheck(t *testing.T) {
 			},
 		},
 		{
+			name: "functions: ours need an Errors alarm, CDK's own providers do not",
+			resources: []string{
+				`"Watched": {"Type": "AWS::Lambda::Function", "Properties": {"Timeout": 30}}`,
+				`"Silent": {"Type": "AWS::Lambda::Function", "Properties": {"Timeout": 30}}`,
+				`"CustomS3AutoDeleteObjectsCustomResourceProviderHandler1": {"Type": "AWS::Lambda::Function", "Properties": {}}`,
+				`"WatchedErrors": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"Namespace": "AWS/Lambda",
+					"MetricName": "Errors", "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": "Watched"}}]}}`,
+				// An alarm on another metric does not count.
+				`"SilentThrottles": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"Namespace": "AWS/Lambda",
+					"MetricName": "Throttles", "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": "Silent"}}]}}`,
+			},
+			want: []string{
+				"Silent (AWS::Lambda::Function): lambda-errors-alarm: no alarm on its Errors metric",
+			},
+		},
+		{
+			name: "queue consumers: partial batch failures and visibility against the function timeout",
+			resources: []string{
+				`"Work": {"Type": "AWS::SQS::Queue", "Properties": {"SqsManagedSseEnabled": true, "VisibilityTimeout": 180,
+					"RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["Dead", "Arn"]}}}}`,
+				`"Dead": {"Type": "AWS::SQS::Queue", "Properties": {"SqsManagedSseEnabled": true}}`,
+				`"Policy": ` + tlsPolicy("AWS::SQS::QueuePolicy", "Queues", "Work", "Dead"),
+				`"Fast": {"Type": "AWS::Lambda::Function", "Properties": {"Timeout": 30}}`,
+				`"Slow": {"Type": "AWS::Lambda::Function", "Properties": {"Timeout": 60}}`,
+				`"FastErrors": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"Namespace": "AWS/Lambda",
+					"MetricName": "Errors", "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": "Fast"}}]}}`,
+				`"SlowErrors": {"Type": "AWS::CloudWatch::Alarm", "Properties": {"Namespace": "AWS/Lambda",
+					"MetricName": "Errors", "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": "Slow"}}]}}`,
+				`"Good": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {"EventSourceArn": {"Fn::GetAtt": ["Work", "Arn"]},
+					"FunctionName": {"Ref": "Fast"}, "FunctionResponseTypes": ["ReportBatchItemFailures"]}}`,
+				`"Bad": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {"EventSourceArn": {"Fn::GetAtt": ["Work", "Arn"]},
+					"FunctionName": {"Ref": "Slow"}}}`,
+			},
+			want: []string{
+				"Bad (AWS::Lambda::EventSourceMapping): sqs-consumer: does not report partial batch failures (FunctionResponseTypes ReportBatchItemFailures)",
+				"Bad (AWS::Lambda::EventSourceMapping): sqs-consumer: queue visibility timeout 180s is under 6x the function timeout 60s",
+			},
+		},
+		{
 			name: "IAM: named actions on named resources and key prefixes pass; Deny may use wildcards",
 			resources: []string{`"Fine": {"Type": "AWS::IAM::Policy", "Properties": {"PolicyDocument": {"Statement": [
 				{"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
