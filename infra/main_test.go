@@ -83,7 +83,7 @@ func synthStage(t *testing.T, vars map[string]string, stage stacks.Stage) cxapi.
 	var asm cxapi.CloudAssembly
 	cdktest.Must(t, func() {
 		var err error
-		asm, err = synth(env(vars), map[string]any{stacks.StageContextKey: string(stage)})
+		asm, err = synth(env(vars), cdktest.StageContext(stage))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
+
+	"github.com/satellite-gateway/gateway/infra/constructs/api"
 )
 
 // Context keys besides StageContextKey. Each takes a list: a JSON array in cdk.json or
@@ -19,12 +21,23 @@ const (
 	AlarmEmailsContextKey = "alarmEmails"
 )
 
+// Context keys of the API's custom domain with mutual TLS (see api.MTLS). They come together:
+// with apiDomain set, the certificate and truststore are required, and prod requires all three.
+const (
+	APIDomainContextKey         = "apiDomain"
+	APICertificateContextKey    = "apiCertificateArn"
+	TruststoreURIContextKey     = "truststoreUri"
+	TruststoreVersionContextKey = "truststoreVersion"
+)
+
 // Options are the deploy-time choices read from the CDK context, so one codebase deploys every
 // environment without edits.
 type Options struct {
 	Stage       Stage
 	OTAAccounts []string
 	AlarmEmails []string
+	// MTLS is nil when no apiDomain is given (dev only).
+	MTLS *api.MTLS
 }
 
 var accountID = regexp.MustCompile(`^[0-9]{12}$`)
@@ -48,7 +61,51 @@ func OptionsFromContext(scope constructs.Construct) (Options, error) {
 	if err != nil {
 		return Options{}, err
 	}
-	return Options{Stage: stage, OTAAccounts: accounts, AlarmEmails: emails}, nil
+	mtls, err := mtlsFromContext(scope, stage)
+	if err != nil {
+		return Options{}, err
+	}
+	return Options{Stage: stage, OTAAccounts: accounts, AlarmEmails: emails, MTLS: mtls}, nil
+}
+
+// mtlsFromContext reads the custom-domain keys. prod refuses to go without them: satellites can
+// only authenticate through mTLS, so a prod API without it could serve nobody.
+func mtlsFromContext(scope constructs.Construct, stage Stage) (*api.MTLS, error) {
+	str := func(key string) (string, error) {
+		switch v := scope.Node().TryGetContext(jsii.String(key)).(type) {
+		case nil:
+			return "", nil
+		case string:
+			return strings.TrimSpace(v), nil
+		default:
+			return "", fmt.Errorf("context %q: want a string, got %T", key, v)
+		}
+	}
+	var m api.MTLS
+	for key, dst := range map[string]*string{
+		APIDomainContextKey:         &m.DomainName,
+		APICertificateContextKey:    &m.CertificateArn,
+		TruststoreURIContextKey:     &m.TruststoreURI,
+		TruststoreVersionContextKey: &m.TruststoreVersion,
+	} {
+		v, err := str(key)
+		if err != nil {
+			return nil, err
+		}
+		*dst = v
+	}
+	if m == (api.MTLS{}) {
+		if stage == StageProd {
+			return nil, fmt.Errorf("stage prod needs the API's mTLS domain: context %q, %q and %q",
+				APIDomainContextKey, APICertificateContextKey, TruststoreURIContextKey)
+		}
+		return nil, nil
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("context %q, %q, %q: %w",
+			APIDomainContextKey, APICertificateContextKey, TruststoreURIContextKey, err)
+	}
+	return &m, nil
 }
 
 // listFromContext reads key as a list of non-empty strings; absent means empty.

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/satellite-gateway/gateway/infra/constructs/api"
 	"github.com/satellite-gateway/gateway/infra/constructs/monitoring"
 	"github.com/satellite-gateway/gateway/infra/constructs/queues"
 	"github.com/satellite-gateway/gateway/infra/constructs/storage"
@@ -23,8 +24,8 @@ type GatewayStackProps struct {
 }
 
 // NewGatewayStack defines the gateway backend: the bucket, the table, the work queues (ingest fed
-// by upload notifications, config changes open to the OTA service's accounts, assembly), and
-// their alarms and dashboard. It reads its options from scope's context (OptionsFromContext) and
+// by upload notifications, config changes open to the OTA service's accounts, assembly), the
+// HTTP API (with its mTLS domain when configured), and their alarms and dashboard. It reads its options from scope's context (OptionsFromContext) and
 // panics if they are invalid (callers that want a clean error check OptionsFromContext first, as
 // ./infra does). TerminationProtection and Description, when not set in props, come from the
 // stage.
@@ -65,10 +66,17 @@ func NewGatewayStack(scope constructs.Construct, id string, props *GatewayStackP
 	changes.AllowSendFromAccounts(opts.OTAAccounts)
 	assembly := queues.New(stack, "Assembly", resources.Assembly)
 
+	gw := api.New(stack, "Api", &api.Props{
+		MTLS:             opts.MTLS,
+		LogRetention:     settings.LogRetention,
+		LogRemovalPolicy: settings.RemovalPolicy,
+	})
+
 	mon := monitoring.New(stack, "Monitoring", &monitoring.Props{AlarmEmails: opts.AlarmEmails})
 	for _, q := range []*queues.WorkQueue{ingest, changes, assembly} {
 		mon.WatchQueue(q.Spec().Name, q)
 	}
+	mon.WatchAPI("api", gw.HTTPAPI())
 
 	// Names are generated, so the platform team, the OTA service and local scripts find the
 	// resources through the stack's outputs.
@@ -84,6 +92,13 @@ func NewGatewayStack(scope constructs.Construct, id string, props *GatewayStackP
 	output("ConfigChangeQueueArn", "ARN of the config-change queue, for the OTA account's IAM policy",
 		changes.Queue().QueueArn())
 	output("AssemblyQueueUrl", "Queue of per-satellite assembly requests", assembly.Queue().QueueUrl())
+	if d := gw.Domain(); d != nil {
+		output("ApiUrl", "What satellites call (mTLS)", jsii.String("https://"+opts.MTLS.DomainName))
+		output("ApiRegionalDomainName", "Point the API domain's DNS record (CNAME or alias) here",
+			d.RegionalDomainName())
+	} else {
+		output("ApiUrl", "The API's execute-api endpoint (no mTLS: every request is refused)", gw.HTTPAPI().ApiEndpoint())
+	}
 	output("AlarmTopicArn", "SNS topic every alarm notifies", mon.AlarmTopic().TopicArn())
 	output("DashboardName", "CloudWatch dashboard of the gateway", mon.Dashboard().DashboardName())
 	return stack

@@ -39,7 +39,7 @@ func TestStageSettings(t *testing.T) {
 	}{
 		{"no context means dev", nil, "Delete", 1, false, "dev"},
 		{"dev", obj{stacks.StageContextKey: "dev"}, "Delete", 1, false, "dev"},
-		{"prod", obj{stacks.StageContextKey: "prod"}, "Retain", 0, true, "prod"},
+		{"prod", cdktest.StageContext(stacks.StageProd), "Retain", 0, true, "prod"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -67,7 +67,7 @@ func TestStageSettings(t *testing.T) {
 }
 
 func TestExplicitStackPropsWin(t *testing.T) {
-	app := cdktest.NewApp(t, obj{stacks.StageContextKey: "prod"})
+	app := cdktest.NewApp(t, cdktest.StageContext(stacks.StageProd))
 	var stack awscdk.Stack
 	cdktest.Must(t, func() {
 		stack = stacks.NewGatewayStack(app, "Gateway", &stacks.GatewayStackProps{
@@ -100,7 +100,9 @@ func TestUnknownStageIsRefused(t *testing.T) {
 func TestPolicies(t *testing.T) {
 	for _, stage := range []stacks.Stage{stacks.StageDev, stacks.StageProd} {
 		t.Run(string(stage), func(t *testing.T) {
-			_, tmpl := synth(t, obj{stacks.StageContextKey: string(stage), stacks.OTAAccountsContextKey: "111111111111"})
+			ctx := cdktest.StageContext(stage)
+			ctx[stacks.OTAAccountsContextKey] = "111111111111"
+			_, tmpl := synth(t, ctx)
 			findings, err := policy.Check(cdktest.JSON(t, tmpl))
 			if err != nil {
 				t.Fatal(err)
@@ -165,7 +167,7 @@ func TestOutputs(t *testing.T) {
 	cdktest.Must(t, func() {
 		for _, name := range []string{
 			"BucketName", "TableName", "IngestQueueUrl", "ConfigChangeQueueUrl", "ConfigChangeQueueArn",
-			"AssemblyQueueUrl", "AlarmTopicArn", "DashboardName",
+			"AssemblyQueueUrl", "AlarmTopicArn", "DashboardName", "ApiUrl",
 		} {
 			tmpl.HasOutput(jsii.String(name), obj{"Value": assertions.Match_AnyValue()})
 		}
@@ -218,6 +220,48 @@ func TestBadContextIsRefused(t *testing.T) {
 		{"account id not a string", obj{stacks.OTAAccountsContextKey: []any{111111111111.0}}, "want strings"},
 		{"list of the wrong type", obj{stacks.AlarmEmailsContextKey: true}, "want a list"},
 		{"bad e-mail", obj{stacks.AlarmEmailsContextKey: "ops"}, `alarm e-mail "ops"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := cdktest.NewApp(t, tt.ctx)
+			msg := cdktest.Panics(t, func() { stacks.NewGatewayStack(app, "Gateway", nil) })
+			if !strings.Contains(msg, tt.want) {
+				t.Errorf("panic %q: want %q", msg, tt.want)
+			}
+		})
+	}
+}
+
+func TestMTLSContext(t *testing.T) {
+	t.Run("prod with the domain keys: mTLS domain, execute-api off, URL output", func(t *testing.T) {
+		_, tmpl := synth(t, cdktest.StageContext(stacks.StageProd))
+		cdktest.Must(t, func() {
+			tmpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::DomainName"), obj{
+				"DomainName":              "gateway.example.com",
+				"MutualTlsAuthentication": obj{"TruststoreUri": "s3://example-truststore/factories.pem"},
+			})
+			tmpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Api"), obj{"DisableExecuteApiEndpoint": true})
+			tmpl.HasOutput(jsii.String("ApiUrl"), obj{"Value": "https://gateway.example.com"})
+			tmpl.HasOutput(jsii.String("ApiRegionalDomainName"), obj{"Value": assertions.Match_AnyValue()})
+		})
+	})
+	t.Run("dev without them: the execute-api endpoint", func(t *testing.T) {
+		_, tmpl := synth(t, nil)
+		cdktest.Must(t, func() {
+			tmpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::DomainName"), jsii.Number(0))
+			tmpl.HasOutput(jsii.String("ApiUrl"), obj{"Value": assertions.Match_AnyValue()})
+		})
+	})
+	tests := []struct {
+		name string
+		ctx  obj
+		want string
+	}{
+		{"prod without them", obj{stacks.StageContextKey: "prod"}, "stage prod needs the API's mTLS domain"},
+		{"a domain without a certificate", obj{
+			stacks.APIDomainContextKey: "gateway.example.com", stacks.TruststoreURIContextKey: "s3://b/k.pem",
+		}, "certificate ARN"},
+		{"a certificate ARN that is a number", obj{stacks.APICertificateContextKey: 42.0}, "want a string"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 )
@@ -59,6 +60,9 @@ type Settings struct {
 	TerminationProtection bool
 	// TableDeletionProtection makes DynamoDB itself refuse to delete the table.
 	TableDeletionProtection bool
+	// LogRetention of log groups: a week of dev noise, a quarter of prod for incidents that are
+	// noticed late.
+	LogRetention awslogs.RetentionDays
 }
 
 // Settings returns the settings of s. An unknown stage gets prod's, the safe side.
@@ -67,11 +71,13 @@ func (s Stage) Settings() Settings {
 		return Settings{
 			RemovalPolicy:     awscdk.RemovalPolicy_DESTROY,
 			AutoDeleteObjects: true,
+			LogRetention:      awslogs.RetentionDays_ONE_WEEK,
 		}
 	}
 	return Settings{
 		RemovalPolicy:           awscdk.RemovalPolicy_RETAIN,
 		TerminationProtection:   true,
 		TableDeletionProtection: true,
+		LogRetention:            awslogs.RetentionDays_THREE_MONTHS,
 	}
 }

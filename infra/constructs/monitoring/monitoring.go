@@ -11,6 +11,7 @@ import (
 	"net/mail"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -169,6 +170,39 @@ func (m *Monitoring) WatchFunction(name string, fn awslambda.IFunction) {
 		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
 			Title: jsii.String(name + " function: duration p99 (ms)"),
 			Left:  &[]awscloudwatch.IMetric{duration},
+			Width: jsii.Number(12),
+		}),
+	)
+}
+
+// WatchAPI alarms when api answers with server errors (5xx: a function failing or timing out,
+// or API Gateway itself) in two five-minute periods in a row, and graphs requests, 4xx, 5xx and
+// latency. A burst of 4xx is not alarmed: refused certificates and unknown satellites are the
+// API doing its job. name labels them ("api").
+func (m *Monitoring) WatchAPI(name string, api awsapigatewayv2.IHttpApi) {
+	fiveMinutes := awscdk.Duration_Minutes(jsii.Number(5))
+	opts := func(stat string) *awscloudwatch.MetricOptions {
+		return &awscloudwatch.MetricOptions{Period: fiveMinutes, Statistic: jsii.String(stat)}
+	}
+	serverErrors := api.MetricServerError(opts("Sum"))
+	m.alarm(name+"-5xx", &awscloudwatch.AlarmProps{
+		AlarmDescription: jsii.String(fmt.Sprintf(
+			"%s: 5xx responses. See docs/operations.md, \"A function fails\".", name)),
+		Metric:             serverErrors,
+		Threshold:          jsii.Number(0),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(2),
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
+	m.dashboard.AddWidgets(
+		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+			Title: jsii.String(name + ": requests, 4xx, 5xx"),
+			Left:  &[]awscloudwatch.IMetric{api.MetricCount(opts("Sum")), api.MetricClientError(opts("Sum")), serverErrors},
+			Width: jsii.Number(12),
+		}),
+		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
+			Title: jsii.String(name + ": latency p99 (ms)"),
+			Left:  &[]awscloudwatch.IMetric{api.MetricLatency(opts("p99"))},
 			Width: jsii.Number(12),
 		}),
 	)

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/satellite-gateway/gateway/infra/constructs/api"
 	"github.com/satellite-gateway/gateway/infra/constructs/function"
 	"github.com/satellite-gateway/gateway/infra/constructs/monitoring"
 	"github.com/satellite-gateway/gateway/infra/constructs/queues"
@@ -102,5 +103,26 @@ func TestWatchFunction(t *testing.T) {
 				"OKActions":          []any{topic},
 			})
 		}
+	})
+}
+
+func TestWatchAPI(t *testing.T) {
+	stack := awscdk.NewStack(cdktest.NewApp(t, nil), jsii.String("Test"), nil)
+	mon := monitoring.New(stack, "Monitoring", nil)
+	gw := api.New(stack, "Api", nil)
+	mon.WatchAPI("api", gw.HTTPAPI())
+	tmpl := cdktest.Template(t, stack)
+	cdktest.Must(t, func() {
+		tmpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(1))
+		tmpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), obj{
+			"Namespace":          "AWS/ApiGateway",
+			"MetricName":         "5xx",
+			"Dimensions":         []any{obj{"Name": "ApiId", "Value": obj{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^Api"))}}},
+			"Statistic":          "Sum",
+			"ComparisonOperator": "GreaterThanThreshold",
+			"Threshold":          0,
+			"EvaluationPeriods":  2,
+			"AlarmActions":       []any{obj{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^MonitoringAlarms"))}},
+		})
 	})
 }

@@ -6,6 +6,7 @@ package cdktest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/satellite-gateway/gateway/infra/cdkapp"
+	"github.com/satellite-gateway/gateway/infra/stacks"
 )
 
 // Main runs the package's tests, then stops the jsii runtime (a node child process shared by
@@ -91,4 +93,22 @@ func recovered(fn func()) (msg string, panicked bool) {
 	}()
 	fn()
 	return "", false
+}
+
+// MTLSContext is a valid set of the API's custom-domain context keys, which prod requires.
+func MTLSContext() map[string]any {
+	return map[string]any{
+		stacks.APIDomainContextKey:      "gateway.example.com",
+		stacks.APICertificateContextKey: "arn:aws:acm:eu-central-1:111111111111:certificate/0b1e3b7a-7c55-4f2e-9e55-2a1b7f0c9d11",
+		stacks.TruststoreURIContextKey:  "s3://example-truststore/factories.pem",
+	}
+}
+
+// StageContext is the context that synthesizes stage: the stage key, plus MTLSContext for prod.
+func StageContext(stage stacks.Stage) map[string]any {
+	ctx := map[string]any{stacks.StageContextKey: string(stage)}
+	if stage == stacks.StageProd {
+		maps.Copy(ctx, MTLSContext())
+	}
+	return ctx
 }

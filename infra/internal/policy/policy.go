@@ -70,6 +70,7 @@ var templateRules = []templateRule{
 	{name: "sns-enforce-ssl", check: secureTransport("AWS::SNS::Topic", "AWS::SNS::TopicPolicy", "Topics")},
 	{name: "lambda-errors-alarm", check: functionsAlarmed},
 	{name: "sqs-consumer", check: queueConsumers},
+	{name: "api-mtls-bypass", check: mtlsNotBypassable},
 }
 
 // cdkProvider matches the logical ids of the custom-resource handlers CDK adds itself (the
@@ -514,6 +515,41 @@ func queueConsumers(res map[string]resource) ([]Finding, error) {
 		if visibility < 6*timeout {
 			out = append(out, Finding{LogicalID: id, Type: r.Type, Detail: fmt.Sprintf(
 				"queue visibility timeout %gs is under 6x the function timeout %gs", visibility, timeout)})
+		}
+	}
+	return out, nil
+}
+
+// mtlsNotBypassable finds HTTP APIs that keep their execute-api endpoint while the template has a
+// custom domain with mutual TLS: that endpoint asks for no client certificate, so it would let
+// any caller around the check.
+func mtlsNotBypassable(res map[string]resource) ([]Finding, error) {
+	mtls := false
+	for id, r := range res {
+		if r.Type != "AWS::ApiGatewayV2::DomainName" {
+			continue
+		}
+		var p struct{ MutualTlsAuthentication json.RawMessage }
+		if err := decode(r, &p); err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		mtls = mtls || len(p.MutualTlsAuthentication) > 0
+	}
+	if !mtls {
+		return nil, nil
+	}
+	var out []Finding
+	for id, r := range res {
+		if r.Type != "AWS::ApiGatewayV2::Api" {
+			continue
+		}
+		var p struct{ DisableExecuteApiEndpoint bool }
+		if err := decode(r, &p); err != nil {
+			return nil, fmt.Errorf("%s: %w", id, err)
+		}
+		if !p.DisableExecuteApiEndpoint {
+			out = append(out, Finding{LogicalID: id, Type: r.Type,
+				Detail: "execute-api endpoint enabled beside an mTLS domain: it bypasses the client-certificate check"})
 		}
 	}
 	return out, nil

@@ -144,6 +144,21 @@ func TestCheck(t *testing.T) {
 			},
 		},
 		{
+			name: "API: the execute-api endpoint must be off once an mTLS domain exists",
+			resources: []string{
+				`"Domain": {"Type": "AWS::ApiGatewayV2::DomainName", "Properties": {"MutualTlsAuthentication": {"TruststoreUri": "s3://b/k"}}}`,
+				`"Closed": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"DisableExecuteApiEndpoint": true}}`,
+				`"Open": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {"DisableExecuteApiEndpoint": false}}`,
+			},
+			want: []string{
+				"Open (AWS::ApiGatewayV2::Api): api-mtls-bypass: execute-api endpoint enabled beside an mTLS domain: it bypasses the client-certificate check",
+			},
+		},
+		{
+			name:      "API: without an mTLS domain the endpoint may stay (dev)",
+			resources: []string{`"Open": {"Type": "AWS::ApiGatewayV2::Api", "Properties": {}}`},
+		},
+		{
 			name: "IAM: named actions on named resources and key prefixes pass; Deny may use wildcards",
 			resources: []string{`"Fine": {"Type": "AWS::IAM::Policy", "Properties": {"PolicyDocument": {"Statement": [
 				{"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
