@@ -529,11 +529,13 @@ func mtlsNotBypassable(res map[string]resource) ([]Finding, error) {
 		if r.Type != "AWS::ApiGatewayV2::DomainName" {
 			continue
 		}
-		var p struct{ MutualTlsAuthentication json.RawMessage }
+		var p struct {
+			MutualTLSAuthentication json.RawMessage `json:"MutualTlsAuthentication"`
+		}
 		if err := decode(r, &p); err != nil {
 			return nil, fmt.Errorf("%s: %w", id, err)
 		}
-		mtls = mtls || len(p.MutualTlsAuthentication) > 0
+		mtls = mtls || len(p.MutualTLSAuthentication) > 0
 	}
 	if !mtls {
 		return nil, nil
@@ -543,11 +545,13 @@ func mtlsNotBypassable(res map[string]resource) ([]Finding, error) {
 		if r.Type != "AWS::ApiGatewayV2::Api" {
 			continue
 		}
-		var p struct{ DisableExecuteApiEndpoint bool }
+		var p struct {
+			DisableExecuteAPIEndpoint bool `json:"DisableExecuteApiEndpoint"`
+		}
 		if err := decode(r, &p); err != nil {
 			return nil, fmt.Errorf("%s: %w", id, err)
 		}
-		if !p.DisableExecuteApiEndpoint {
+		if !p.DisableExecuteAPIEndpoint {
 			out = append(out, Finding{LogicalID: id, Type: r.Type,
 				Detail: "execute-api endpoint enabled beside an mTLS domain: it bypasses the client-certificate check"})
 		}
