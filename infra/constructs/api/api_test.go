@@ -1,8 +1,6 @@
 package api_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,12 +89,8 @@ func TestStageThrottlingAndAccessLogs(t *testing.T) {
 }
 
 func TestRoute(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("binary"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	a, stack := synth(t, nil)
-	fn := function.New(stack, "Handler", &function.Props{AssetDir: dir, Timeout: 10 * time.Second})
+	fn := function.New(stack, "Handler", &function.Props{AssetDir: cdktest.LambdaAsset(t), Timeout: 10 * time.Second})
 	a.Route(awsapigatewayv2.HttpMethod_GET, "/updates/uploads/{batch}", fn.Function())
 	tmpl := cdktest.Template(t, stack)
 	cdktest.Must(t, func() {

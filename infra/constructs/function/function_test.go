@@ -1,8 +1,6 @@
 package function_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -24,17 +22,6 @@ func TestMain(m *testing.M) { cdktest.Main(m) }
 type obj = map[string]any
 type arr = []any
 
-// assetDir is a folder with a stand-in bootstrap: the construct only packages it, so its
-// content does not matter to the template.
-func assetDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("binary"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func newStack(t *testing.T) awscdk.Stack {
 	return awscdk.NewStack(cdktest.NewApp(t, nil), jsii.String("Test"), nil)
 }
@@ -42,7 +29,7 @@ func newStack(t *testing.T) awscdk.Stack {
 func TestFunction(t *testing.T) {
 	stack := newStack(t)
 	function.New(stack, "Ingest", &function.Props{
-		AssetDir:    assetDir(t),
+		AssetDir:    cdktest.LambdaAsset(t),
 		Description: "unpacks uploads",
 		Timeout:     5 * time.Minute,
 		Environment: map[string]string{"TABLE": "t"},
@@ -76,7 +63,7 @@ func TestConsume(t *testing.T) {
 		t.Run(spec.Name, func(t *testing.T) {
 			stack := newStack(t)
 			q := queues.New(stack, "Work", spec)
-			fn := function.New(stack, "Consumer", &function.Props{AssetDir: assetDir(t), Timeout: spec.ConsumerTimeout})
+			fn := function.New(stack, "Consumer", &function.Props{AssetDir: cdktest.LambdaAsset(t), Timeout: spec.ConsumerTimeout})
 			fn.Consume(q)
 			tmpl := cdktest.Template(t, stack)
 			window := any(assertions.Match_Absent())
@@ -110,7 +97,7 @@ func TestConsume(t *testing.T) {
 func TestConsumeRefusesAMismatchedTimeout(t *testing.T) {
 	stack := newStack(t)
 	q := queues.New(stack, "Work", resources.Ingest)
-	fn := function.New(stack, "Consumer", &function.Props{AssetDir: assetDir(t), Timeout: 14 * time.Minute})
+	fn := function.New(stack, "Consumer", &function.Props{AssetDir: cdktest.LambdaAsset(t), Timeout: 14 * time.Minute})
 	msg := cdktest.Panics(t, func() { fn.Consume(q) })
 	if !strings.Contains(msg, "sized for a consumer timeout of 5m0s") {
 		t.Errorf("panic %q: want it to name the queue's consumer timeout", msg)
@@ -124,9 +111,9 @@ func TestInvalidProps(t *testing.T) {
 		want  string
 	}{
 		{"no binary", function.Props{AssetDir: t.TempDir(), Timeout: time.Minute}, "run `make lambdas`"},
-		{"no timeout", function.Props{AssetDir: assetDir(t)}, "timeout 0s"},
-		{"timeout past 15 minutes", function.Props{AssetDir: assetDir(t), Timeout: 16 * time.Minute}, "timeout 16m0s"},
-		{"too little memory", function.Props{AssetDir: assetDir(t), Timeout: time.Minute, MemoryMB: 64}, "memory 64 MB"},
+		{"no timeout", function.Props{AssetDir: cdktest.LambdaAsset(t)}, "timeout 0s"},
+		{"timeout past 15 minutes", function.Props{AssetDir: cdktest.LambdaAsset(t), Timeout: 16 * time.Minute}, "timeout 16m0s"},
+		{"too little memory", function.Props{AssetDir: cdktest.LambdaAsset(t), Timeout: time.Minute, MemoryMB: 64}, "memory 64 MB"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -144,7 +131,7 @@ func TestInvalidProps(t *testing.T) {
 func TestConsumerPassesPolicies(t *testing.T) {
 	stack := newStack(t)
 	q := queues.New(stack, "Work", resources.Ingest)
-	fn := function.New(stack, "Consumer", &function.Props{AssetDir: assetDir(t), Timeout: resources.Ingest.ConsumerTimeout})
+	fn := function.New(stack, "Consumer", &function.Props{AssetDir: cdktest.LambdaAsset(t), Timeout: resources.Ingest.ConsumerTimeout})
 	fn.Consume(q)
 	mon := monitoring.New(stack, "Monitoring", nil)
 	mon.WatchQueue("work", q)

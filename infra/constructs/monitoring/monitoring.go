@@ -9,6 +9,7 @@ package monitoring
 import (
 	"fmt"
 	"net/mail"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
@@ -84,51 +85,21 @@ func (m *Monitoring) Dashboard() awscloudwatch.Dashboard { return m.dashboard }
 // for both to the dashboard. name labels the alarms and graphs ("ingest").
 func (m *Monitoring) WatchQueue(name string, w *queues.WorkQueue) {
 	spec := w.Spec()
-	minute := awscdk.Duration_Minutes(jsii.Number(1))
-
-	dead := w.DLQ().MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
-		Period: minute, Statistic: jsii.String("Maximum"),
-	})
-	m.alarm(name+"-dead-letters", &awscloudwatch.AlarmProps{
-		AlarmDescription: jsii.String(fmt.Sprintf(
-			"%s: messages in the dead-letter queue. See docs/operations.md, \"A dead-letter queue is not empty\".", name)),
-		Metric:             dead,
-		Threshold:          jsii.Number(0),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
-		EvaluationPeriods:  jsii.Number(1),
-		// SQS stops reporting an idle queue's metrics: no data means nothing arrived.
-		TreatMissingData: awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
-
-	age := w.Queue().MetricApproximateAgeOfOldestMessage(&awscloudwatch.MetricOptions{
-		Period: minute, Statistic: jsii.String("Maximum"),
-	})
-	m.alarm(name+"-oldest-message", &awscloudwatch.AlarmProps{
-		AlarmDescription: jsii.String(fmt.Sprintf(
-			"%s: oldest message older than %v; the consumer is behind or failing. See docs/operations.md, \"A queue is falling behind\".",
-			name, spec.AgeAlarm)),
-		Metric:             age,
-		Threshold:          jsii.Number(spec.AgeAlarm.Seconds()),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
-		// Five minutes in a row: one slow batch is not an incident.
-		EvaluationPeriods: jsii.Number(5),
-		TreatMissingData:  awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
-
-	visible := w.Queue().MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{
-		Period: minute, Statistic: jsii.String("Maximum"),
-	})
+	maximum := options(time.Minute, "Maximum")
+	dead := w.DLQ().MetricApproximateNumberOfMessagesVisible(maximum)
+	m.alarmAbove(name+"-dead-letters",
+		fmt.Sprintf("%s: messages in the dead-letter queue. See docs/operations.md, \"A dead-letter queue is not empty\".", name),
+		dead, 0, 1)
+	age := w.Queue().MetricApproximateAgeOfOldestMessage(maximum)
+	// Five minutes in a row: one slow batch is not an incident.
+	m.alarmAbove(name+"-oldest-message",
+		fmt.Sprintf("%s: oldest message older than %v; the consumer is behind or failing. See docs/operations.md, \"A queue is falling behind\".",
+			name, spec.AgeAlarm),
+		age, spec.AgeAlarm.Seconds(), 5)
+	visible := w.Queue().MetricApproximateNumberOfMessagesVisible(maximum)
 	m.dashboard.AddWidgets(
-		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
-			Title: jsii.String(name + " queue: waiting messages and age of the oldest (s)"),
-			Left:  &[]awscloudwatch.IMetric{visible}, Right: &[]awscloudwatch.IMetric{age},
-			Width: jsii.Number(12),
-		}),
-		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
-			Title: jsii.String(name + " dead-letter queue: messages"),
-			Left:  &[]awscloudwatch.IMetric{dead},
-			Width: jsii.Number(12),
-		}),
+		graph(name+" queue: waiting messages and age of the oldest (s)", []awscloudwatch.IMetric{visible}, age),
+		graph(name+" dead-letter queue: messages", []awscloudwatch.IMetric{dead}, nil),
 	)
 }
 
@@ -137,41 +108,19 @@ func (m *Monitoring) WatchQueue(name string, w *queues.WorkQueue) {
 // (the account's concurrency is exhausted, so queues back up and the API answers 5xx), and adds a
 // row of graphs for invocations, errors, throttles and duration. name labels them ("ingest").
 func (m *Monitoring) WatchFunction(name string, fn awslambda.IFunction) {
-	fiveMinutes := awscdk.Duration_Minutes(jsii.Number(5))
-	sum := func(metric func(*awscloudwatch.MetricOptions) awscloudwatch.Metric) awscloudwatch.Metric {
-		return metric(&awscloudwatch.MetricOptions{Period: fiveMinutes, Statistic: jsii.String("Sum")})
-	}
-	errs, throttles := sum(fn.MetricErrors), sum(fn.MetricThrottles)
-	m.alarm(name+"-errors", &awscloudwatch.AlarmProps{
-		AlarmDescription: jsii.String(fmt.Sprintf(
-			"%s function: failed invocations. See docs/operations.md, \"A function fails\".", name)),
-		Metric:             errs,
-		Threshold:          jsii.Number(0),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
-		EvaluationPeriods:  jsii.Number(1),
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
-	m.alarm(name+"-throttles", &awscloudwatch.AlarmProps{
-		AlarmDescription: jsii.String(fmt.Sprintf(
-			"%s function: throttled invocations. See docs/operations.md, \"A function fails\".", name)),
-		Metric:             throttles,
-		Threshold:          jsii.Number(0),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
-		EvaluationPeriods:  jsii.Number(1),
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
-	duration := fn.MetricDuration(&awscloudwatch.MetricOptions{Period: fiveMinutes, Statistic: jsii.String("p99")})
+	sum := options(5*time.Minute, "Sum")
+	errs, throttles := fn.MetricErrors(sum), fn.MetricThrottles(sum)
+	m.alarmAbove(name+"-errors",
+		fmt.Sprintf("%s function: failed invocations. See docs/operations.md, \"A function fails\".", name),
+		errs, 0, 1)
+	m.alarmAbove(name+"-throttles",
+		fmt.Sprintf("%s function: throttled invocations. See docs/operations.md, \"A function fails\".", name),
+		throttles, 0, 1)
 	m.dashboard.AddWidgets(
-		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
-			Title: jsii.String(name + " function: invocations, errors, throttles"),
-			Left:  &[]awscloudwatch.IMetric{sum(fn.MetricInvocations), errs, throttles},
-			Width: jsii.Number(12),
-		}),
-		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
-			Title: jsii.String(name + " function: duration p99 (ms)"),
-			Left:  &[]awscloudwatch.IMetric{duration},
-			Width: jsii.Number(12),
-		}),
+		graph(name+" function: invocations, errors, throttles",
+			[]awscloudwatch.IMetric{fn.MetricInvocations(sum), errs, throttles}, nil),
+		graph(name+" function: duration p99 (ms)",
+			[]awscloudwatch.IMetric{fn.MetricDuration(options(5*time.Minute, "p99"))}, nil),
 	)
 }
 
@@ -180,39 +129,53 @@ func (m *Monitoring) WatchFunction(name string, fn awslambda.IFunction) {
 // latency. A burst of 4xx is not alarmed: refused certificates and unknown satellites are the
 // API doing its job. name labels them ("api").
 func (m *Monitoring) WatchAPI(name string, api awsapigatewayv2.IHttpApi) {
-	fiveMinutes := awscdk.Duration_Minutes(jsii.Number(5))
-	opts := func(stat string) *awscloudwatch.MetricOptions {
-		return &awscloudwatch.MetricOptions{Period: fiveMinutes, Statistic: jsii.String(stat)}
-	}
-	serverErrors := api.MetricServerError(opts("Sum"))
-	m.alarm(name+"-5xx", &awscloudwatch.AlarmProps{
-		AlarmDescription: jsii.String(fmt.Sprintf(
-			"%s: 5xx responses. See docs/operations.md, \"A function fails\".", name)),
-		Metric:             serverErrors,
-		Threshold:          jsii.Number(0),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
-		EvaluationPeriods:  jsii.Number(2),
-		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
-	})
+	sum := options(5*time.Minute, "Sum")
+	serverErrors := api.MetricServerError(sum)
+	m.alarmAbove(name+"-5xx",
+		fmt.Sprintf("%s: 5xx responses. See docs/operations.md, \"A function fails\".", name),
+		serverErrors, 0, 2)
 	m.dashboard.AddWidgets(
-		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
-			Title: jsii.String(name + ": requests, 4xx, 5xx"),
-			Left:  &[]awscloudwatch.IMetric{api.MetricCount(opts("Sum")), api.MetricClientError(opts("Sum")), serverErrors},
-			Width: jsii.Number(12),
-		}),
-		awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{
-			Title: jsii.String(name + ": latency p99 (ms)"),
-			Left:  &[]awscloudwatch.IMetric{api.MetricLatency(opts("p99"))},
-			Width: jsii.Number(12),
-		}),
+		graph(name+": requests, 4xx, 5xx",
+			[]awscloudwatch.IMetric{api.MetricCount(sum), api.MetricClientError(sum), serverErrors}, nil),
+		graph(name+": latency p99 (ms)",
+			[]awscloudwatch.IMetric{api.MetricLatency(options(5*time.Minute, "p99"))}, nil),
 	)
 }
 
-// alarm creates an alarm that notifies the topic when it fires and when it clears. Alarms live
-// under Monitoring, not under what they watch, so all of them are found in one place.
-func (m *Monitoring) alarm(id string, props *awscloudwatch.AlarmProps) awscloudwatch.Alarm {
-	a := awscloudwatch.NewAlarm(m.Construct, jsii.String(id), props)
+// alarmAbove creates an alarm on metric exceeding threshold for periods periods in a row, that
+// notifies the topic when it fires and when it clears. Missing data counts as fine: SQS, Lambda
+// and API Gateway stop reporting what is idle, and idle is not a failure. Alarms live under
+// Monitoring, not under what they watch, so all of them are found in one place.
+func (m *Monitoring) alarmAbove(id, description string, metric awscloudwatch.IMetric, threshold float64, periods int) {
+	a := awscloudwatch.NewAlarm(m.Construct, jsii.String(id), &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String(description),
+		Metric:             metric,
+		Threshold:          jsii.Number(threshold),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD,
+		EvaluationPeriods:  jsii.Number(float64(periods)),
+		TreatMissingData:   awscloudwatch.TreatMissingData_NOT_BREACHING,
+	})
 	a.AddAlarmAction(m.action)
 	a.AddOkAction(m.action)
-	return a
+}
+
+// options are the metric options of one statistic over period.
+func options(period time.Duration, statistic string) *awscloudwatch.MetricOptions {
+	return &awscloudwatch.MetricOptions{
+		Period:    awscdk.Duration_Seconds(jsii.Number(period.Seconds())),
+		Statistic: jsii.String(statistic),
+	}
+}
+
+// graph is a half-width dashboard graph of left, and of right on the right axis when not nil.
+func graph(title string, left []awscloudwatch.IMetric, right awscloudwatch.IMetric) awscloudwatch.GraphWidget {
+	props := &awscloudwatch.GraphWidgetProps{
+		Title: jsii.String(title),
+		Left:  &left,
+		Width: jsii.Number(12),
+	}
+	if right != nil {
+		props.Right = &[]awscloudwatch.IMetric{right}
+	}
+	return awscloudwatch.NewGraphWidget(props)
 }

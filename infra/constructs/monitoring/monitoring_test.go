@@ -1,8 +1,6 @@
 package monitoring_test
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -79,13 +77,9 @@ func TestBadEmailIsRefused(t *testing.T) {
 }
 
 func TestWatchFunction(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("binary"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	stack := awscdk.NewStack(cdktest.NewApp(t, nil), jsii.String("Test"), nil)
 	mon := monitoring.New(stack, "Monitoring", nil)
-	fn := function.New(stack, "Ingest", &function.Props{AssetDir: dir, Timeout: time.Minute})
+	fn := function.New(stack, "Ingest", &function.Props{AssetDir: cdktest.LambdaAsset(t), Timeout: time.Minute})
 	mon.WatchFunction("ingest", fn.Function())
 	tmpl := cdktest.Template(t, stack)
 	topic := obj{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^MonitoringAlarms"))}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -93,6 +94,18 @@ func recovered(fn func()) (msg string, panicked bool) {
 	}()
 	fn()
 	return "", false
+}
+
+// LambdaAsset returns a folder holding a stand-in `bootstrap`, as `make lambdas` leaves one per
+// function: the function construct only packages the folder, so the binary's content does not
+// matter to a template.
+func LambdaAsset(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte("binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // MTLSContext is a valid set of the API's custom-domain context keys, which prod requires.
