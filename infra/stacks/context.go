@@ -71,16 +71,6 @@ func OptionsFromContext(scope constructs.Construct) (Options, error) {
 // mtlsFromContext reads the custom-domain keys. prod refuses to go without them: satellites can
 // only authenticate through mTLS, so a prod API without it could serve nobody.
 func mtlsFromContext(scope constructs.Construct, stage Stage) (*api.MTLS, error) {
-	str := func(key string) (string, error) {
-		switch v := scope.Node().TryGetContext(jsii.String(key)).(type) {
-		case nil:
-			return "", nil
-		case string:
-			return strings.TrimSpace(v), nil
-		default:
-			return "", fmt.Errorf("context %q: want a string, got %T", key, v)
-		}
-	}
 	var m api.MTLS
 	for key, dst := range map[string]*string{
 		APIDomainContextKey:         &m.DomainName,
@@ -88,11 +78,11 @@ func mtlsFromContext(scope constructs.Construct, stage Stage) (*api.MTLS, error)
 		TruststoreURIContextKey:     &m.TruststoreURI,
 		TruststoreVersionContextKey: &m.TruststoreVersion,
 	} {
-		v, err := str(key)
+		v, err := stringFromContext(scope, key)
 		if err != nil {
 			return nil, err
 		}
-		*dst = v
+		*dst = strings.TrimSpace(v)
 	}
 	if m == (api.MTLS{}) {
 		if stage == StageProd {
@@ -106,6 +96,18 @@ func mtlsFromContext(scope constructs.Construct, stage Stage) (*api.MTLS, error)
 			APIDomainContextKey, APICertificateContextKey, TruststoreURIContextKey, err)
 	}
 	return &m, nil
+}
+
+// stringFromContext reads key as a string; absent means "".
+func stringFromContext(scope constructs.Construct, key string) (string, error) {
+	switch v := scope.Node().TryGetContext(jsii.String(key)).(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	default:
+		return "", fmt.Errorf("context %q: want a string, got %T", key, v)
+	}
 }
 
 // listFromContext reads key as a list of non-empty strings; absent means empty.

@@ -6,7 +6,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
-	"github.com/aws/jsii-runtime-go"
 )
 
 // StageContextKey is the CDK context key that selects the stage, so the platform team switches
@@ -30,13 +29,9 @@ const DefaultStage = StageDev
 
 // StageFromContext reads StageContextKey from scope's context (the App's, when called with it).
 func StageFromContext(scope constructs.Construct) (Stage, error) {
-	v := scope.Node().TryGetContext(jsii.String(StageContextKey))
-	if v == nil {
-		return DefaultStage, nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("context %q: want a string (dev or prod), got %T", StageContextKey, v)
+	s, err := stringFromContext(scope, StageContextKey)
+	if err != nil {
+		return "", err
 	}
 	switch st := Stage(s); st {
 	case StageDev, StageProd:

@@ -231,12 +231,16 @@ func tableRecoverable(r resource) (string, error) {
 	return "", nil
 }
 
-// statement is an IAM policy statement; Action and Resource may be a string or a list, and a
-// Resource may also be an intrinsic function (a Ref or Fn::Join), which is never a bare "*".
+// statement is an IAM policy statement, as the rules read it (identity policies and resource
+// policies alike); Action and Resource may be a string or a list, and a Resource may also be an
+// intrinsic function (a Ref or Fn::Join), which is never a bare "*".
 type statement struct {
-	Effect   string
-	Action   json.RawMessage
-	Resource json.RawMessage
+	Effect    string
+	Action    json.RawMessage
+	Resource  json.RawMessage
+	Condition struct {
+		Bool map[string]json.RawMessage
+	}
 }
 
 type document struct {
@@ -388,21 +392,18 @@ func secureTransport(typ, policyType, listField string) func(map[string]resource
 			if err := decode(r, &p); err != nil {
 				return nil, fmt.Errorf("%s: %w", id, err)
 			}
-			var doc struct {
-				Statement []struct {
-					Effect    string
-					Condition struct {
-						Bool map[string]json.RawMessage
-					}
-				}
-			}
+			var doc document
 			if raw := p["PolicyDocument"]; len(raw) > 0 {
 				if err := json.Unmarshal(raw, &doc); err != nil {
 					return nil, fmt.Errorf("%s: PolicyDocument: %w", id, err)
 				}
 			}
+			stmts, err := doc.statements()
+			if err != nil {
+				return nil, fmt.Errorf("%s: PolicyDocument: %w", id, err)
+			}
 			denies := false
-			for _, st := range doc.Statement {
+			for _, st := range stmts {
 				if v := st.Condition.Bool["aws:SecureTransport"]; st.Effect == "Deny" &&
 					(string(v) == `"false"` || string(v) == "false") {
 					denies = true
