@@ -222,7 +222,7 @@ func TestBadContextIsRefused(t *testing.T) {
 		{"bad e-mail", obj{stacks.AlarmEmailsContextKey: "ops"}, `alarm e-mail "ops"`},
 		{"prod without the mTLS keys", obj{stacks.StageContextKey: "prod"}, "stage prod needs the API's mTLS domain"},
 		{"an mTLS domain without a certificate", obj{
-			stacks.APIDomainContextKey: "gateway.example.com", stacks.TruststoreURIContextKey: "s3://b/k.pem",
+			stacks.APIDomainContextKey: "gateway.example.com", stacks.TruststoreURIContextKey: "s3://trust-store/k.pem",
 		}, "certificate ARN"},
 		{"a certificate ARN that is a number", obj{stacks.APICertificateContextKey: 42.0}, "want a string"},
 	}

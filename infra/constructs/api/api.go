@@ -71,6 +71,10 @@ var (
 	certificateArn = regexp.MustCompile(`^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$`)
 	// A DNS name of at least two labels, lower case.
 	domainName = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	// An S3 bucket name: 3 to 63 lower-case letters, digits, dots and hyphens, starting and
+	// ending with a letter or digit. Checked here so that a typo is a message naming the
+	// truststore, not a CDK validation panic deep in a stack trace.
+	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 )
 
 // Validate reports what is missing or malformed in m.
@@ -91,7 +95,7 @@ func (m MTLS) Validate() error {
 func (m MTLS) truststore() (bucket, key string, err error) {
 	rest, ok := strings.CutPrefix(m.TruststoreURI, "s3://")
 	bucket, key, _ = strings.Cut(rest, "/")
-	if !ok || bucket == "" || key == "" || strings.HasSuffix(key, "/") {
+	if !ok || !bucketName.MatchString(bucket) || key == "" || strings.HasSuffix(key, "/") {
 		return "", "", fmt.Errorf("truststore %q: want s3://BUCKET/KEY of a PEM bundle", m.TruststoreURI)
 	}
 	return bucket, key, nil

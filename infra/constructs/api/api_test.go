@@ -120,6 +120,8 @@ func TestInvalidMTLS(t *testing.T) {
 		{"certificate not from ACM", func(m *api.MTLS) { m.CertificateArn = "arn:aws:iam::111111111111:server-certificate/x" }, "certificate ARN"},
 		{"truststore not in S3", func(m *api.MTLS) { m.TruststoreURI = "https://example.com/ca.pem" }, "truststore"},
 		{"truststore without a key", func(m *api.MTLS) { m.TruststoreURI = "s3://bucket/" }, "truststore"},
+		{"truststore bucket name too short", func(m *api.MTLS) { m.TruststoreURI = "s3://t/ca.pem" }, "truststore"},
+		{"truststore bucket name in upper case", func(m *api.MTLS) { m.TruststoreURI = "s3://Trust/ca.pem" }, "truststore"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
