@@ -292,18 +292,30 @@ func (c Clients) NotifyQueue(ctx context.Context, bucket string, queue Queue, pr
 // shared/resources), billed on demand (no capacity to size for a bursty,
 // mostly idle workload).
 func TableInput(name string) *dynamodb.CreateTableInput {
-	return &dynamodb.CreateTableInput{
-		TableName: aws.String(name),
-		AttributeDefinitions: []ddbtypes.AttributeDefinition{
-			{AttributeName: aws.String(resources.PartitionKey), AttributeType: ddbtypes.ScalarAttributeTypeS},
-			{AttributeName: aws.String(resources.SortKey), AttributeType: ddbtypes.ScalarAttributeTypeS},
-		},
-		KeySchema: []ddbtypes.KeySchemaElement{
-			{AttributeName: aws.String(resources.PartitionKey), KeyType: ddbtypes.KeyTypeHash},
-			{AttributeName: aws.String(resources.SortKey), KeyType: ddbtypes.KeyTypeRange},
-		},
-		BillingMode: ddbtypes.BillingModePayPerRequest,
+	str := func(name string) ddbtypes.AttributeDefinition {
+		return ddbtypes.AttributeDefinition{AttributeName: aws.String(name), AttributeType: ddbtypes.ScalarAttributeTypeS}
 	}
+	keys := func(pk, sk string) []ddbtypes.KeySchemaElement {
+		return []ddbtypes.KeySchemaElement{
+			{AttributeName: aws.String(pk), KeyType: ddbtypes.KeyTypeHash},
+			{AttributeName: aws.String(sk), KeyType: ddbtypes.KeyTypeRange},
+		}
+	}
+	in := &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{str(resources.PartitionKey), str(resources.SortKey)},
+		KeySchema:            keys(resources.PartitionKey, resources.SortKey),
+		BillingMode:          ddbtypes.BillingModePayPerRequest,
+	}
+	for _, ix := range resources.Indexes() {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, str(ix.PartitionKey), str(ix.SortKey))
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, ddbtypes.GlobalSecondaryIndex{
+			IndexName:  aws.String(ix.Name),
+			KeySchema:  keys(ix.PartitionKey, ix.SortKey),
+			Projection: &ddbtypes.Projection{ProjectionType: ddbtypes.ProjectionTypeAll},
+		})
+	}
+	return in
 }
 
 // CreateTable creates the table in and waits until it is ACTIVE. A table

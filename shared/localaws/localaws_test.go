@@ -94,6 +94,19 @@ func TestCreateCore(t *testing.T) {
 	if keys[resources.PartitionKey] != ddbtypes.KeyTypeHash || keys[resources.SortKey] != ddbtypes.KeyTypeRange || len(keys) != 2 {
 		t.Errorf("table keys %v, want %s HASH and %s RANGE", keys, resources.PartitionKey, resources.SortKey)
 	}
+	indexes := map[string]string{}
+	for _, ix := range table.Table.GlobalSecondaryIndexes {
+		var ks []string
+		for _, k := range ix.KeySchema {
+			ks = append(ks, aws.ToString(k.AttributeName)+" "+string(k.KeyType))
+		}
+		indexes[aws.ToString(ix.IndexName)] = strings.Join(ks, ", ")
+	}
+	for _, ix := range resources.Indexes() {
+		if want := ix.PartitionKey + " HASH, " + ix.SortKey + " RANGE"; indexes[ix.Name] != want {
+			t.Errorf("index %s: keys %q, want %q", ix.Name, indexes[ix.Name], want)
+		}
+	}
 	ttl, err := c.DynamoDB.DescribeTimeToLive(t.Context(), &dynamodb.DescribeTimeToLiveInput{TableName: aws.String(core.Table)})
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,23 @@ const (
 	TTLAttribute = "expires"
 )
 
+// Index is a global secondary index of the gateway table, with string keys
+// and every attribute projected.
+type Index struct {
+	Name, PartitionKey, SortKey string
+}
+
+// BySatellite groups items under their owner, overloaded by prefix (see
+// shared/records): a satellite's devices and the groups it manages under the
+// satellite, a factory's satellites under the factory. One Query then answers
+// "what does this satellite serve", which assembly and the operator's device
+// list both need. All attributes are projected because both read the items
+// whole; the index is then a full copy, which docs/data-model.md prices.
+var BySatellite = Index{Name: "GSI1", PartitionKey: "GSI1PK", SortKey: "GSI1SK"}
+
+// Indexes returns every global secondary index of the table.
+func Indexes() []Index { return []Index{BySatellite} }
+
 // DLQRetention keeps dead letters for the SQS maximum (14 days) so a failure
 // is still there to inspect and redrive after a long weekend.
 const DLQRetention = 14 * 24 * time.Hour

@@ -59,6 +59,14 @@ func New(scope constructs.Construct, id string, props *Props) *Table {
 		DeletionProtection: jsii.Bool(p.DeletionProtection),
 		RemovalPolicy:      p.RemovalPolicy,
 	})
+	for _, ix := range resources.Indexes() {
+		t.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
+			IndexName:      jsii.String(ix.Name),
+			PartitionKey:   str(ix.PartitionKey),
+			SortKey:        str(ix.SortKey),
+			ProjectionType: awsdynamodb.ProjectionType_ALL,
+		})
+	}
 	return &Table{Construct: c, table: t}
 }
 

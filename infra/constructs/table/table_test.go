@@ -34,10 +34,20 @@ func TestTableMatchesResources(t *testing.T) {
 				obj{"AttributeName": resources.PartitionKey, "KeyType": "HASH"},
 				obj{"AttributeName": resources.SortKey, "KeyType": "RANGE"},
 			},
-			"AttributeDefinitions": []any{
+			"AttributeDefinitions": assertions.Match_ArrayWith(&[]any{
 				obj{"AttributeName": resources.PartitionKey, "AttributeType": "S"},
 				obj{"AttributeName": resources.SortKey, "AttributeType": "S"},
-			},
+				obj{"AttributeName": resources.BySatellite.PartitionKey, "AttributeType": "S"},
+				obj{"AttributeName": resources.BySatellite.SortKey, "AttributeType": "S"},
+			}),
+			"GlobalSecondaryIndexes": []any{obj{
+				"IndexName": resources.BySatellite.Name,
+				"KeySchema": []any{
+					obj{"AttributeName": resources.BySatellite.PartitionKey, "KeyType": "HASH"},
+					obj{"AttributeName": resources.BySatellite.SortKey, "KeyType": "RANGE"},
+				},
+				"Projection": obj{"ProjectionType": "ALL"},
+			}},
 			"BillingMode":                      "PAY_PER_REQUEST",
 			"PointInTimeRecoverySpecification": obj{"PointInTimeRecoveryEnabled": true},
 			"TimeToLiveSpecification":          obj{"AttributeName": resources.TTLAttribute, "Enabled": true},
