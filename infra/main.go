@@ -6,6 +6,8 @@
 //   - CDK_DEPLOY_ACCOUNT / CDK_DEPLOY_REGION, else CDK_DEFAULT_ACCOUNT / CDK_DEFAULT_REGION (set
 //     by the CLI from the caller's credentials): the target environment. With neither, the stack
 //     is environment-agnostic, which is all synth and the tests need.
+//   - GATEWAY_LAMBDA_DIR: the functions' binaries, one <name>/bootstrap each; default bin/lambda,
+//     where `make lambdas` builds them (`make synth` runs it first).
 //   - Context key "env" (dev|prod, default dev) picks the stage: `cdk deploy -c env=prod`, or
 //     CDK_CONTEXT_JSON='{"env":"prod"}' go run ./infra without the CLI. "otaAccounts" (account
 //     ids allowed to send to the config-change queue) and "alarmEmails" are lists: JSON arrays,
@@ -63,6 +65,7 @@ func synth(getenv func(string) string, context map[string]any) (cxapi.CloudAssem
 	}
 	stacks.NewGatewayStack(app, "SatelliteGateway-"+string(opts.Stage), &stacks.GatewayStackProps{
 		StackProps: awscdk.StackProps{Env: environment(getenv)},
+		LambdaDir:  getenv("GATEWAY_LAMBDA_DIR"),
 	})
 	return app.Synth(nil), nil
 }

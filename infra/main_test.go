@@ -80,6 +80,7 @@ func synthStage(t *testing.T, vars map[string]string, stage stacks.Stage) cxapi.
 	t.Helper()
 	outdir := t.TempDir()
 	vars["CDK_OUTDIR"] = outdir
+	vars["GATEWAY_LAMBDA_DIR"] = cdktest.LambdaDir(t)
 	var asm cxapi.CloudAssembly
 	cdktest.Must(t, func() {
 		var err error

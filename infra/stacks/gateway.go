@@ -21,11 +21,15 @@ import (
 // context, so that the same code deploys dev and prod.
 type GatewayStackProps struct {
 	awscdk.StackProps
+	// LambdaDir holds one folder per function (see Functions) with its `bootstrap` binary.
+	// Empty means DefaultLambdaDir.
+	LambdaDir string
 }
 
 // NewGatewayStack defines the gateway backend: the bucket, the table, the work queues (ingest fed
 // by upload notifications, config changes open to the OTA service's accounts, assembly), the
-// HTTP API (with its mTLS domain when configured), and their alarms and dashboard. It reads its options from scope's context (OptionsFromContext) and
+// HTTP API (with its mTLS domain when configured), the four functions with their triggers and
+// grants, and their alarms and dashboard. It reads its options from scope's context (OptionsFromContext) and
 // panics if they are invalid (callers that want a clean error check OptionsFromContext first, as
 // ./infra does). TerminationProtection and Description, when not set in props, come from the
 // stage.
@@ -38,8 +42,12 @@ func NewGatewayStack(scope constructs.Construct, id string, props *GatewayStackP
 	settings := stage.Settings()
 
 	var sprops awscdk.StackProps
+	lambdaDir := DefaultLambdaDir
 	if props != nil {
 		sprops = props.StackProps
+		if props.LambdaDir != "" {
+			lambdaDir = props.LambdaDir
+		}
 	}
 	if sprops.TerminationProtection == nil {
 		sprops.TerminationProtection = jsii.Bool(settings.TerminationProtection)
@@ -77,6 +85,12 @@ func NewGatewayStack(scope constructs.Construct, id string, props *GatewayStackP
 		mon.WatchQueue(q.Spec().Name, q)
 	}
 	mon.WatchAPI("api", gw.HTTPAPI())
+	backend{
+		scope: stack, lambdaDir: lambdaDir, settings: settings,
+		bucket: store.Bucket(), table: tbl.Table(),
+		ingest: ingest, changes: changes, assembly: assembly,
+		api: gw, mon: mon,
+	}.addFunctions()
 
 	// Names are generated, so the platform team, the OTA service and local scripts find the
 	// resources through the stack's outputs.

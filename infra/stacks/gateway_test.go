@@ -24,7 +24,10 @@ func synth(t *testing.T, context map[string]any) (awscdk.Stack, assertions.Templ
 	t.Helper()
 	app := cdktest.NewApp(t, context)
 	var stack awscdk.Stack
-	cdktest.Must(t, func() { stack = stacks.NewGatewayStack(app, "Gateway", nil) })
+	lambdas := cdktest.LambdaDir(t)
+	cdktest.Must(t, func() {
+		stack = stacks.NewGatewayStack(app, "Gateway", &stacks.GatewayStackProps{LambdaDir: lambdas})
+	})
 	return stack, cdktest.Template(t, stack)
 }
 
@@ -71,6 +74,7 @@ func TestExplicitStackPropsWin(t *testing.T) {
 	var stack awscdk.Stack
 	cdktest.Must(t, func() {
 		stack = stacks.NewGatewayStack(app, "Gateway", &stacks.GatewayStackProps{
+			LambdaDir:  cdktest.LambdaDir(t),
 			StackProps: awscdk.StackProps{TerminationProtection: jsii.Bool(false)},
 		})
 	})

@@ -7,6 +7,7 @@
 //	uploads/<factory>/<satellite>/<batch>.tar.gz      uplink tarballs, until ingested
 //	quarantine/<factory>/<satellite>/<batch>.tar.gz   refused uploads, kept longer
 //	updates/<factory>/<satellite>/<version>.tar.gz    downlink tarballs, content-addressed
+//	files/<factory>/<device>/<name>/<sha256>          device files too large to keep inline
 //
 // Every part is a safe name (see safetar.ValidName), so a key never needs
 // escaping and one satellite's prefix can never reach into another's.
@@ -26,6 +27,7 @@ const (
 	UploadsPrefix    = "uploads/"
 	QuarantinePrefix = "quarantine/"
 	UpdatesPrefix    = "updates/"
+	FilesPrefix      = "files/"
 )
 
 // suffix is the extension of every tarball key.
@@ -84,7 +86,7 @@ func Update(factory, satellite, version string) (string, error) {
 	if err := check(factory, satellite); err != nil {
 		return "", err
 	}
-	if len(version) != 64 || strings.Trim(version, "0123456789abcdef") != "" {
+	if !validSHA256(version) {
 		return "", fmt.Errorf("s3keys: version %q is not a hex sha256", version)
 	}
 	return UpdatesPrefix + factory + "/" + satellite + "/" + version + suffix, nil
@@ -95,4 +97,22 @@ func check(factory, satellite string) error {
 		return fmt.Errorf("s3keys: factory %q or satellite %q is not a safe name", factory, satellite)
 	}
 	return nil
+}
+
+// DeviceFile is the content-addressed key of a device file (a put-file
+// attachment) too large for its table item, which then points here. The
+// content's sha256 (hex) ends the key, so a redelivered batch rewrites the
+// same object and an older version is never overwritten by a newer one.
+func DeviceFile(factory, device, name, sha256 string) (string, error) {
+	if !safetar.ValidName(factory) || !uplink.ValidDevice(device) || !safetar.ValidName(name) {
+		return "", fmt.Errorf("s3keys: factory %q, device %q or file name %q is not safe", factory, device, name)
+	}
+	if !validSHA256(sha256) {
+		return "", fmt.Errorf("s3keys: %q is not a hex sha256", sha256)
+	}
+	return FilesPrefix + factory + "/" + device + "/" + name + "/" + sha256, nil
+}
+
+func validSHA256(s string) bool {
+	return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == ""
 }

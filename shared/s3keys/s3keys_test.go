@@ -62,3 +62,26 @@ func TestRefusals(t *testing.T) {
 		t.Errorf("Update = %s, %v", k, err)
 	}
 }
+
+func TestDeviceFile(t *testing.T) {
+	const dev = "3f1c2b9a-5d4e-4a7b-9c8d-1e2f3a4b5c6d"
+	sum := strings.Repeat("ab", 32)
+	key, err := s3keys.DeviceFile("acme", dev, "hardware-info", sum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "files/acme/" + dev + "/hardware-info/" + sum; key != want {
+		t.Fatalf("key %s, want %s", key, want)
+	}
+	for _, c := range [][4]string{
+		{"acme", "not-a-uuid", "hardware-info", sum},
+		{"acme", dev, "../x", sum},
+		{"ac/me", dev, "x", sum},
+		{"acme", dev, "x", strings.ToUpper(sum)},
+		{"acme", dev, "x", sum[:10]},
+	} {
+		if k, err := s3keys.DeviceFile(c[0], c[1], c[2], c[3]); err == nil {
+			t.Errorf("DeviceFile%v = %s", c, k)
+		}
+	}
+}

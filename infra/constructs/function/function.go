@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -81,6 +82,16 @@ func New(scope constructs.Construct, id string, props *Props) *Function {
 		Retention:     p.LogRetention,
 		RemovalPolicy: p.LogRemovalPolicy,
 	})
+	// An explicit role instead of Lambda's default one, whose AWS managed policy
+	// (AWSLambdaBasicExecutionRole) may create and write any log group in the account: this one
+	// writes only the function's own group. Every other permission comes from Allow.
+	role := awsiam.NewRole(c, jsii.String("Role"), &awsiam.RoleProps{
+		AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+	})
+	role.AddToPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings("logs:CreateLogStream", "logs:PutLogEvents"),
+		Resources: &[]*string{logs.LogGroupArn()},
+	}))
 	env := map[string]*string{}
 	for k, v := range p.Environment {
 		env[k] = jsii.String(v)
@@ -97,6 +108,7 @@ func New(scope constructs.Construct, id string, props *Props) *Function {
 		MemorySize:   jsii.Number(float64(p.MemoryMB)),
 		Environment:  &env,
 		LogGroup:     logs,
+		Role:         role,
 		// Lambda's JSON log format: the platform's own lines and the functions' log/slog JSON
 		// lines land as JSON, filterable by level, in the same group.
 		LoggingFormat:         awslambda.LoggingFormat_JSON,
@@ -124,6 +136,30 @@ func (p Props) validate() error {
 
 // Function is the Lambda function, for grants, routes and alarms.
 func (f *Function) Function() awslambda.Function { return f.fn }
+
+// Allow lets the function call actions on resources (ARNs, or ARN patterns confined to a
+// prefix the function owns). Grants are spelled out rather than taken from CDK's Grant*
+// helpers, which add actions the functions never call (Scan, DescribeTable, s3:GetObject*),
+// so the role says exactly what the code does.
+func (f *Function) Allow(actions []string, resources ...*string) {
+	f.AllowIf(nil, actions, resources...)
+}
+
+// AllowIf is Allow with IAM conditions, e.g. s3:ListBucket confined to a prefix with
+// {"StringLike": {"s3:prefix": ["uploads/*"]}}.
+func (f *Function) AllowIf(conditions map[string]any, actions []string, resources ...*string) {
+	if len(actions) == 0 || len(resources) == 0 {
+		panic(fmt.Sprintf("function %s: Allow needs actions and resources", *f.Node().Id()))
+	}
+	props := &awsiam.PolicyStatementProps{
+		Actions:   jsii.Strings(actions...),
+		Resources: &resources,
+	}
+	if conditions != nil {
+		props.Conditions = &conditions
+	}
+	f.fn.AddToRolePolicy(awsiam.NewPolicyStatement(props))
+}
 
 // Consume subscribes the function to w's queue with w's batch size, batching window and
 // maximum concurrency, reporting partial batch failures (the handler names the messages that

@@ -53,8 +53,19 @@ func TestFunction(t *testing.T) {
 			"Properties":     obj{"RetentionInDays": 30},
 			"DeletionPolicy": "Retain",
 		})
-		// The role may write logs and nothing else until something is granted.
-		tmpl.ResourceCountIs(jsii.String("AWS::IAM::Policy"), jsii.Number(0))
+		// The role may write its own log group and nothing else until something is granted:
+		// no AWS managed policy, whose log permissions span the account.
+		tmpl.HasResourceProperties(jsii.String("AWS::IAM::Role"), obj{
+			"ManagedPolicyArns": assertions.Match_Absent(),
+		})
+		tmpl.ResourceCountIs(jsii.String("AWS::IAM::Policy"), jsii.Number(1))
+		tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), obj{
+			"PolicyDocument": obj{"Statement": arr{obj{
+				"Effect":   "Allow",
+				"Action":   arr{"logs:CreateLogStream", "logs:PutLogEvents"},
+				"Resource": obj{"Fn::GetAtt": arr{assertions.Match_StringLikeRegexp(jsii.String("^IngestLogs")), "Arn"}},
+			}}},
+		})
 	})
 }
 
@@ -80,14 +91,14 @@ func TestConsume(t *testing.T) {
 				})
 				// Consuming is granted on this queue only, with named actions.
 				tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), obj{
-					"PolicyDocument": obj{"Statement": arr{obj{
+					"PolicyDocument": obj{"Statement": assertions.Match_ArrayWith(&arr{obj{
 						"Effect": "Allow",
 						"Action": arr{
 							"sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
 							"sqs:GetQueueUrl", "sqs:ReceiveMessage",
 						},
 						"Resource": obj{"Fn::GetAtt": arr{assertions.Match_StringLikeRegexp(jsii.String("^WorkQueue")), "Arn"}},
-					}}},
+					}})},
 				})
 			})
 		})
@@ -142,5 +153,29 @@ func TestConsumerPassesPolicies(t *testing.T) {
 	}
 	for _, f := range findings {
 		t.Error(f)
+	}
+}
+
+// TestAllow: grants are the named actions on the named resources, with conditions when given.
+func TestAllow(t *testing.T) {
+	stack := newStack(t)
+	fn := function.New(stack, "Fn", &function.Props{AssetDir: cdktest.LambdaAsset(t), Timeout: time.Minute})
+	fn.Allow([]string{"dynamodb:GetItem"}, jsii.String("arn:aws:dynamodb:eu-central-1:111111111111:table/t"))
+	fn.AllowIf(map[string]any{"StringLike": map[string]any{"s3:prefix": []string{"uploads/*"}}},
+		[]string{"s3:ListBucket"}, jsii.String("arn:aws:s3:::b"))
+	tmpl := cdktest.Template(t, stack)
+	cdktest.Must(t, func() {
+		tmpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), obj{
+			"PolicyDocument": obj{"Statement": assertions.Match_ArrayWith(&arr{
+				obj{"Effect": "Allow", "Action": "dynamodb:GetItem", "Resource": "arn:aws:dynamodb:eu-central-1:111111111111:table/t"},
+				obj{
+					"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::b",
+					"Condition": obj{"StringLike": obj{"s3:prefix": arr{"uploads/*"}}},
+				},
+			})},
+		})
+	})
+	if msg := cdktest.Panics(t, func() { fn.Allow(nil, jsii.String("arn:aws:s3:::b")) }); !strings.Contains(msg, "needs actions") {
+		t.Errorf("Allow without actions: panic %q", msg)
 	}
 }

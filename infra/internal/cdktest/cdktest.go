@@ -108,6 +108,22 @@ func LambdaAsset(t testing.TB) string {
 	return dir
 }
 
+// LambdaDir returns a folder laid out as `make lambdas` leaves bin/lambda: one stand-in
+// `bootstrap` per function the gateway stack deploys.
+func LambdaDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, name := range stacks.Functions() {
+		if err := os.MkdirAll(filepath.Join(dir, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name, "bootstrap"), []byte("binary"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
 // MTLSContext is a valid set of the API's custom-domain context keys, which prod requires.
 func MTLSContext() map[string]any {
 	return map[string]any{
