@@ -1,0 +1,88 @@
+package devcerts_test
+
+import (
+	"crypto/x509"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/satellite-gateway/gateway/shared/devcerts"
+)
+
+func TestSatelliteCertificate(t *testing.T) {
+	ca, err := devcerts.NewCA("acme", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sat, err := ca.Satellite("acme", "sat-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	if _, err := sat.Cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("satellite certificate does not chain to its CA: %v", err)
+	}
+	s := sat.Cert.Subject
+	if s.CommonName != "sat-1" || len(s.OrganizationalUnit) != 1 || s.OrganizationalUnit[0] != "acme" {
+		t.Errorf("subject %v", s)
+	}
+	var category string
+	for _, n := range s.Names {
+		if n.Type.Equal(devcerts.BusinessCategoryOID) {
+			category, _ = n.Value.(string)
+		}
+	}
+	if category != devcerts.SatelliteCategory {
+		t.Errorf("businessCategory %q", category)
+	}
+	if string(sat.Cert.AuthorityKeyId) != string(ca.Cert.SubjectKeyId) || len(ca.Cert.SubjectKeyId) == 0 {
+		t.Error("AuthorityKeyId does not name the CA's key")
+	}
+
+	dev, err := ca.Client("acme", "device-1", devcerts.ClientOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range dev.Cert.Subject.Names {
+		if n.Type.Equal(devcerts.BusinessCategoryOID) {
+			t.Error("a client without Category got a businessCategory")
+		}
+	}
+	expired, err := ca.Client("acme", "old", devcerts.ClientOptions{Category: devcerts.SatelliteCategory,
+		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := expired.Cert.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+		t.Error("expired certificate verified")
+	}
+}
+
+func TestServerAndFiles(t *testing.T) {
+	ca, err := devcerts.NewCA("acme", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.Server("localhost", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Cert.VerifyHostname("127.0.0.1"); err != nil {
+		t.Error(err)
+	}
+	if err := srv.Cert.VerifyHostname("localhost"); err != nil {
+		t.Error(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile, err := srv.WriteFiles(dir, "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode: %v %v", fi, err)
+	}
+	if b, err := os.ReadFile(certFile); err != nil || len(b) == 0 {
+		t.Errorf("cert file: %v", err)
+	}
+}
