@@ -6,12 +6,14 @@
 //   - uplink/: one events.log line per event type (invalid/: lines a reader
 //     rejects one by one);
 //   - change/: change events as ota-lite publishes them (invalid/: refused);
-//   - sqs/: Lambda SQS events as the functions receive them.
+//   - sqs/: Lambda SQS events as the functions receive them;
+//   - api/: API Gateway HTTP API (payload 2.0) requests with the mTLS
+//     client certificate, as the API function receives them.
 package events
 
 import "embed"
 
 // FS is the events/ folder.
 //
-//go:embed schema uplink change sqs
+//go:embed schema uplink change sqs api
 var FS embed.FS

@@ -10,7 +10,7 @@
 // them.
 //
 //	PK                           SK                      item
-//	CA#<sha256>                  CA                      factory CA registry entry
+//	CA#<key-id>                  CERT#<sha256>           factory CA registry entry (GSI1: FAC#<f> / CA#<sha256>)
 //	SAT#<f>#<s>                  REG                     satellite registry (GSI1: FAC#<f> / SAT#<s>)
 //	SAT#<f>#<s>                  SYNC                    uplink sync status, followed tags
 //	SAT#<f>#<s>                  BATCH#<batch>           batch ledger (TTL)
@@ -53,7 +53,7 @@ func (k Key) Item() map[string]types.AttributeValue {
 
 // Sort-key values and prefixes.
 const (
-	SKCA        = "CA"
+	CertPrefix  = "CERT#"
 	SKRegistry  = "REG"
 	SKSync      = "SYNC"
 	SKUpdates   = "UPDATES"
@@ -65,6 +65,8 @@ const (
 	DevicePrefix    = "DEV#"
 	GroupPrefix     = "GROUP#"
 	SatellitePrefix = "SAT#"
+	// GSI1 sort-key prefix of a factory's CAs under the factory.
+	CAPrefix = "CA#"
 )
 
 // sep separates key parts. No valid part contains it.
@@ -72,9 +74,18 @@ const sep = "#"
 
 func join(parts ...string) string { return strings.Join(parts, sep) }
 
-// CA is the registry entry of a factory CA, by the sha256 of its DER
-// certificate (lowercase hex).
-func CA(fingerprint string) Key { return Key{PK: join("CA", fingerprint), SK: SKCA} }
+// CAPK is the partition of the factory CAs with one subject key id
+// (lowercase hex). A satellite certificate names its issuer's key id in its
+// AuthorityKeyId, so finding the issuer is one Query on this partition. It
+// usually holds one certificate; a CA re-issued with the same key adds
+// another, and each is checked against the satellite's signature.
+func CAPK(keyID string) string { return join("CA", keyID) }
+
+// CA is the registry entry of one factory CA certificate: its subject key
+// id and the sha256 of its DER certificate (both lowercase hex).
+func CA(keyID, fingerprint string) Key {
+	return Key{PK: CAPK(keyID), SK: CertPrefix + fingerprint}
+}
 
 // SatellitePK is the partition of everything about one satellite.
 func SatellitePK(factory, satellite string) string { return join("SAT", factory, satellite) }
@@ -167,12 +178,18 @@ const (
 	BatchRetention = 30 * 24 * time.Hour
 )
 
-// CAEntry is a factory CA registry item.
+// CAEntry is a factory CA registry item: the CA certificate that issues a
+// factory's satellite certificates, and the factory it vouches for.
 type CAEntry struct {
-	Fingerprint string    `dynamodbav:"fingerprint"`
+	KeyID       string    `dynamodbav:"keyId"`       // subject key id, lowercase hex
+	Fingerprint string    `dynamodbav:"fingerprint"` // sha256 of the DER certificate, lowercase hex
 	Factory     string    `dynamodbav:"factory"`
-	Subject     string    `dynamodbav:"subject"`
+	Subject     string    `dynamodbav:"subject"` // RFC 2253 string, for people
+	NotAfter    time.Time `dynamodbav:"notAfter"`
+	PEM         string    `dynamodbav:"pem"` // the certificate, to check signatures against
 	Added       time.Time `dynamodbav:"added"`
+	GSI1PK      string    `dynamodbav:"GSI1PK"` // FactoryGSI1(factory)
+	GSI1SK      string    `dynamodbav:"GSI1SK"` // CAPrefix + fingerprint
 }
 
 // Satellite is a satellite's registry item, maintained from `satellite`

@@ -14,7 +14,7 @@ const device = "3f1c2b9a-5d4e-4a7b-9c8d-1e2f3a4b5c6d"
 func TestKeys(t *testing.T) {
 	at := time.Date(2026, 11, 23, 10, 0, 0, 5, time.FixedZone("x", 3600))
 	for got, want := range map[records.Key]records.Key{
-		records.CA("ab12"):                              {PK: "CA#ab12", SK: "CA"},
+		records.CA("ab12", "cd34"):                      {PK: "CA#ab12", SK: "CERT#cd34"},
 		records.Registry("acme", "sat-1"):               {PK: "SAT#acme#sat-1", SK: "REG"},
 		records.Sync("acme", "sat-1"):                   {PK: "SAT#acme#sat-1", SK: "SYNC"},
 		records.Updates("acme", "sat-1"):                {PK: "SAT#acme#sat-1", SK: "UPDATES"},
