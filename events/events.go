@@ -8,12 +8,13 @@
 //   - change/: change events as ota-lite publishes them (invalid/: refused);
 //   - sqs/: Lambda SQS events as the functions receive them;
 //   - api/: API Gateway HTTP API (payload 2.0) requests with the mTLS
-//     client certificate, as the API function receives them.
+//     client certificate, as the API function receives them;
+//   - assembly/: assembly queue messages (invalid/: refused).
 package events
 
 import "embed"
 
 // FS is the events/ folder.
 //
-//go:embed schema uplink change sqs api
+//go:embed schema uplink change sqs api assembly
 var FS embed.FS
