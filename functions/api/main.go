@@ -16,55 +16,27 @@
 // Output: HTTP answers with gatewayapi bodies; reads the satellite registry,
 // the batch ledger and downlink state, writes batch ledger entries, signs S3
 // URLs (no S3 request is made). Logs are JSON lines on stdout, one per
-// refused or failed request.
+// refused or failed request.//
+// The handler is built by shared/wiring, as `make dev` builds it.
 package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
-	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/satellite-gateway/gateway/shared/api"
-	"github.com/satellite-gateway/gateway/shared/awsconfig"
-	"github.com/satellite-gateway/gateway/shared/identity"
+	"github.com/satellite-gateway/gateway/shared/wiring"
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	h, err := build(context.Background(), log)
+	// JSON lines with the request id of each invocation (Lambda's JSON log format is on).
+	log := lambdacontext.NewLogger()
+	h, err := wiring.API(context.Background(), os.Getenv, log)
 	if err != nil {
-		log.Error("api: start", "err", err)
+		log.Error("api: cannot start", "error", err)
 		os.Exit(1)
 	}
 	lambda.Start(h.Handle)
-}
-
-func build(ctx context.Context, log *slog.Logger) (*api.Handler, error) {
-	cfg := api.Config{Table: os.Getenv("GATEWAY_TABLE"), Bucket: os.Getenv("GATEWAY_BUCKET"), Logger: log}
-	for name, d := range map[string]*time.Duration{
-		"GATEWAY_POLL_INTERVAL":  &cfg.PollInterval,
-		"GATEWAY_PRESIGN_EXPIRY": &cfg.PresignExpiry,
-	} {
-		if v := os.Getenv(name); v != "" {
-			var err error
-			if *d, err = time.ParseDuration(v); err != nil {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-		}
-	}
-	awsCfg, err := awsconfig.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	db := awsconfig.NewDynamoDB(awsCfg)
-	ids, err := identity.NewResolver(db, identity.Config{Table: cfg.Table})
-	if err != nil {
-		return nil, err
-	}
-	return api.New(cfg, ids, db, s3.NewPresignClient(awsconfig.NewS3(awsCfg)))
 }

@@ -14,66 +14,36 @@
 //	GATEWAY_UPLINK_MAX_COMPRESSED, GATEWAY_UPLINK_MAX_DECOMPRESSED, GATEWAY_UPLINK_MAX_LINE,
 //	GATEWAY_UPLINK_MAX_ATTACHMENT, GATEWAY_UPLINK_MAX_ENTRIES
 //	                             uplink limits in bytes / entries (default: the format's)
+//	GATEWAY_ASSEMBLY_QUEUE_URL   the assembly queue: a satellite's tarball is rebuilt when its
+//	                             devices or followed tags change (optional; unset: no rebuilds)
+//	GATEWAY_ASSEMBLY_DELAY       how long a rebuild request waits for the rest of a burst (default 2s)
+//	GATEWAY_INGEST_TEMP_DIR      where the upload is copied while it is read (default: the system's)
 //	plus the standard AWS SDK settings.
 //
 // Output: device state, files, update events, followed tags, sync status
 // and the batch ledger in the table; refused tarballs moved to quarantine/.
 // Logs are JSON lines on stdout, one per object.
 //
-// The assembly scheduler is not set here: the lead wires ingest to the
-// downlink's scheduler when that lands, so until then nothing is told.
+// The handler is built by shared/wiring, as `make dev` builds it.
 package main
 
 import (
 	"context"
-	"fmt"
-	"log/slog"
 	"os"
-	"strconv"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"github.com/satellite-gateway/gateway/shared/awsconfig"
-	"github.com/satellite-gateway/gateway/shared/ingest"
+	"github.com/satellite-gateway/gateway/shared/wiring"
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	h, err := setup(context.Background(), os.Getenv, log)
+	// JSON lines with the request id of each invocation (Lambda's JSON log format is on).
+	log := lambdacontext.NewLogger()
+	h, err := wiring.Ingest(context.Background(), os.Getenv, log)
 	if err != nil {
-		log.Error("ingest: start-up failed", "error", err)
+		log.Error("ingest: cannot start", "error", err)
 		os.Exit(1)
 	}
 	lambda.Start(h.Handle)
-}
-
-func setup(ctx context.Context, getenv func(string) string, log *slog.Logger) (*ingest.Ingester, error) {
-	cfg := ingest.Config{Table: getenv("GATEWAY_TABLE"), Bucket: getenv("GATEWAY_BUCKET"), Logger: log}
-	var err error
-	num := func(name string) int64 {
-		v := getenv(name)
-		if v == "" || err != nil {
-			return 0
-		}
-		n, perr := strconv.ParseInt(v, 10, 64)
-		if perr != nil || n < 0 {
-			err = fmt.Errorf("%s=%q is not a non-negative integer", name, v)
-		}
-		return n
-	}
-	cfg.InlineMax = num("GATEWAY_INGEST_INLINE_MAX")
-	cfg.Concurrency = int(num("GATEWAY_INGEST_CONCURRENCY"))
-	cfg.Limits.Compressed = num("GATEWAY_UPLINK_MAX_COMPRESSED")
-	cfg.Limits.Decompressed = num("GATEWAY_UPLINK_MAX_DECOMPRESSED")
-	cfg.Limits.Line = int(num("GATEWAY_UPLINK_MAX_LINE"))
-	cfg.Limits.Attachment = num("GATEWAY_UPLINK_MAX_ATTACHMENT")
-	cfg.Limits.Entries = int(num("GATEWAY_UPLINK_MAX_ENTRIES"))
-	if err != nil {
-		return nil, err
-	}
-	aws, err := awsconfig.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return ingest.New(awsconfig.NewS3(aws), awsconfig.NewDynamoDB(aws), cfg)
 }

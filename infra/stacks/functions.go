@@ -17,6 +17,7 @@ import (
 	"github.com/satellite-gateway/gateway/shared/resources"
 	"github.com/satellite-gateway/gateway/shared/s3keys"
 	"github.com/satellite-gateway/gateway/shared/wire/gatewayapi"
+	"github.com/satellite-gateway/gateway/shared/wiring"
 )
 
 // The functions the stack deploys: functions/<name>, built by `make lambdas` into
@@ -43,9 +44,9 @@ const apiTimeout = 10 * time.Second
 
 // Environment variables the functions read (see functions/<name>/main.go).
 const (
-	envTable         = "GATEWAY_TABLE"
-	envBucket        = "GATEWAY_BUCKET"
-	envAssemblyQueue = "GATEWAY_ASSEMBLY_QUEUE_URL"
+	envTable         = wiring.EnvTable
+	envBucket        = wiring.EnvBucket
+	envAssemblyQueue = wiring.EnvAssemblyQueue
 )
 
 // DynamoDB actions, named one by one: the iam-no-wildcard policy rule refuses dynamodb:*.
@@ -128,7 +129,7 @@ func (b backend) addFunctions() map[string]*function.Function {
 	// are also the ceiling of what a satellite can do with one.
 	apiFn := b.newFunction("ApiFunction", FunctionAPI, "Satellite API (HTTP API, mTLS): ping, presigned uploads, updates",
 		apiTimeout, 256, nil)
-	apiFn.Allow([]string{ddbGet, ddbQuery, ddbPut, ddbUpdate}, table)
+	apiFn.Allow([]string{ddbGet, ddbQuery, ddbPut}, table)
 	apiFn.Allow([]string{s3Put}, b.objects(s3keys.UploadsPrefix))
 	apiFn.Allow([]string{s3Get}, b.objects(s3keys.UpdatesPrefix))
 	for _, route := range []struct {
@@ -150,7 +151,7 @@ func (b backend) addFunctions() map[string]*function.Function {
 	ingestFn := b.newFunction("IngestFunction", FunctionIngest, "Unpacks uploaded batches into the table (S3 -> SQS)",
 		resources.Ingest.ConsumerTimeout, 1024, assemblyURL)
 	ingestFn.Consume(b.ingest)
-	ingestFn.Allow([]string{ddbGet, ddbQuery, ddbPut, ddbUpdate, ddbDelete, ddbBatchPut}, table)
+	ingestFn.Allow([]string{ddbGet, ddbQuery, ddbPut, ddbUpdate, ddbBatchPut}, table)
 	ingestFn.Allow([]string{ddbQuery}, index)
 	ingestFn.Allow([]string{s3Get, s3DeleteObj}, b.objects(s3keys.UploadsPrefix))
 	ingestFn.Allow([]string{s3Put, s3TagObject}, b.objects(s3keys.QuarantinePrefix))
@@ -172,8 +173,9 @@ func (b backend) addFunctions() map[string]*function.Function {
 	assembleFn.Consume(b.assembly)
 	assembleFn.Allow([]string{ddbGet, ddbBatchGet, ddbQuery, ddbUpdate}, table)
 	assembleFn.Allow([]string{ddbQuery}, index)
+	// No s3:ListBucket: a missing tarball then answers the existence check with 403, and the
+	// assembler puts it anyway, which is harmless for a content-addressed key.
 	assembleFn.Allow([]string{s3Get, s3Put}, b.objects(s3keys.UpdatesPrefix))
-	b.listUnder(assembleFn, s3keys.UpdatesPrefix)
 	// Assembly re-queues a satellite whose state changed while it was being built.
 	assembleFn.Allow([]string{sqsSend}, b.assembly.Queue().QueueArn())
 

@@ -138,12 +138,12 @@ func TestFunctionGrants(t *testing.T) {
 	}
 	want := map[string][]string{
 		"Api": slices.Concat(logs("Api"),
-			on(table, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
+			on(table, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"),
 			on(objects("uploads/"), "s3:PutObject"),
 			on(objects("updates/"), "s3:GetObject"),
 		),
 		"Ingest": slices.Concat(logs("Ingest"), consume("IngestQueue"),
-			on(table, "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
+			on(table, "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"),
 			on(index, "dynamodb:Query"),
 			on(objects("uploads/"), "s3:DeleteObject", "s3:GetObject"),
 			on(objects("quarantine/"), "s3:PutObject", "s3:PutObjectTagging"),
@@ -160,7 +160,6 @@ func TestFunctionGrants(t *testing.T) {
 			on(table, "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"),
 			on(index, "dynamodb:Query"),
 			on(objects("updates/"), "s3:GetObject", "s3:PutObject"),
-			[]string{list("updates/")},
 			on("AssemblyQueue.Arn", "sqs:SendMessage"),
 		),
 	}
