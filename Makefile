@@ -35,10 +35,23 @@ $(MOTO_STAMP): $(MOTO_REQUIREMENTS)
 .PHONY: moto
 moto: $(MOTO_STAMP) ## install the pinned moto server into $(VENV) (idempotent)
 
+# The programs a user runs locally, built side by side: localdev runs the publisher CLI from
+# its own folder.
+TOOLS := localdev publish gatewayctl
+
+.PHONY: build
+build: ## build the local programs (localdev, publish, gatewayctl, satellite) into bin/
+	@for t in $(TOOLS); do $(GO) build -o $(BIN)/$$t ./cmd/$$t; done
+	$(GO) build -o $(BIN)/satellite ./satellite/cmd/satellite
+
 .PHONY: dev
-dev: moto ## the main job: local AWS, resources, functions and a satellite
-	$(GO) build -o $(BIN)/localdev ./cmd/localdev
-	$(BIN)/localdev
+dev: moto build ## the main job: local AWS, the four functions, a satellite, a config change round trip
+	$(BIN)/localdev $(DEV_FLAGS)
+
+.PHONY: invoke
+invoke: moto build ## run one function on a sample: make invoke FN=ingest EVENT=events/sqs/s3-object-created.json
+	@[ -n "$(FN)" ] && [ -n "$(EVENT)" ] || { echo "usage: make invoke FN=api|ingest|change|assemble EVENT=events/..."; exit 2; }
+	$(BIN)/localdev invoke -fn $(FN) -event $(EVENT)
 
 .PHONY: test
 test: moto ## every test, integration tests against the moto server included
@@ -86,4 +99,4 @@ lint: $(BIN)/golangci-lint ## gofmt, go vet and golangci-lint
 
 .PHONY: clean
 clean: ## remove build outputs (keeps the virtualenv)
-	rm -rf cdk.out bin/lambda dist
+	rm -rf cdk.out bin/lambda dist .localdev

@@ -1,26 +1,38 @@
-// Command localdev runs the gateway's AWS resources locally; it is what
-// `make dev` starts.
+// Command localdev is the main job, `make dev`: the whole gateway on one
+// machine. It starts the local AWS, creates the resources, runs the four
+// functions in this process (an HTTPS API with client-certificate checks
+// feeding the API handler the request context API Gateway builds, and SQS
+// pollers feeding the queue handlers real SQSEvents, honouring partial batch
+// responses), runs a satellite with simulated devices against it, publishes
+// a config change with the publisher CLI, and prints the round trip.
 //
-// Trigger: run by hand or by `make dev`, from the module (it finds the moto
-// server the way tests do: $MOTO_SERVER, <module root>/.venv/bin/moto_server,
-// then PATH; `make moto` installs it).
+//	localdev                     everything, with a live picture (make dev)
+//	localdev -serve              the backend only; writes <dir>/ready.json (end-to-end tests)
+//	localdev invoke -fn NAME -event FILE
+//	                             one function on one sample payload (make invoke)
+//
+// Trigger: run by hand, by `make dev` or `make invoke`, from the module (it
+// finds the moto server the way tests do: $MOTO_SERVER, <module
+// root>/.venv/bin/moto_server, then PATH; `make moto` installs it).
 //
 // Environment: when AWS_ENDPOINT_URL is already set (say, to a LocalStack),
 // localdev uses that endpoint and the region and credentials of the standard
 // SDK settings. Otherwise it starts a moto server on a free loopback port
 // and points its own environment at it.
 //
-// Output: it creates the core resources (uploads bucket notifying the ingest
-// queue, the config-change and assembly queues, each with a DLQ, the table;
-// see shared/localaws), prints what is running and the environment lines to use
-// it from a shell, then waits. SIGINT or SIGTERM stops the moto server it
-// started; resources on an existing endpoint are left in place. Logs go to
-// stderr through log/slog, the summary to stdout.
+// Output: the resources and the environment lines to reach them, then one
+// line per step of the round trip on stdout; logs on stderr through
+// log/slog. Certificates (a throwaway factory CA, the API's server
+// certificate, each satellite's client certificate) and the satellite's
+// spool live in -dir, so a restart keeps them. SIGINT or SIGTERM stops
+// everything, finishing the invocations in flight; resources on an
+// existing endpoint are left in place.
 package main
 
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,7 +44,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/satellite-gateway/gateway/shared/awsconfig"
 	"github.com/satellite-gateway/gateway/shared/awstest"
 	"github.com/satellite-gateway/gateway/shared/localaws"
 	"github.com/satellite-gateway/gateway/shared/resources"
@@ -43,58 +54,108 @@ import (
 // under a second, so hitting it means the endpoint is not answering.
 const setupTimeout = 2 * time.Minute
 
+// options are localdev's flags.
+type options struct {
+	serve   bool
+	backend backendOptions
+	demo    demoOptions
+}
+
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, os.Stdout); err != nil {
+	if len(os.Args) > 1 && os.Args[1] == "invoke" {
+		os.Exit(invokeMain(ctx, os.Args[2:], os.Stdout, os.Stderr))
+	}
+	opts, err := parseFlags(os.Args[1:], os.Stderr)
+	if err != nil {
+		os.Exit(2)
+	}
+	level := slog.LevelWarn // the picture is the output; logs only for trouble
+	if opts.serve {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if err := run(ctx, log, os.Stdout, opts); err != nil {
 		log.Error("localdev failed", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, out io.Writer) (err error) {
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	fs := flag.NewFlagSet("localdev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	var sats string
+	fs.BoolVar(&o.serve, "serve", false, "run the backend only (no satellite); write <dir>/ready.json when serving")
+	fs.StringVar(&o.backend.Dir, "dir", ".localdev", "certificates, the satellite's spool and ready.json")
+	fs.StringVar(&o.backend.Addr, "addr", "127.0.0.1:8443", "the API's listen address (port 0: any free port)")
+	fs.StringVar(&o.backend.Factory, "factory", "acme", "the factory")
+	fs.StringVar(&sats, "satellites", "sat-1", "comma-separated satellites to register and issue certificates for")
+	fs.Float64Var(&o.backend.Redeliver, "redeliver", 0, "fault injection: fraction of handled SQS messages delivered again")
+	fs.IntVar(&o.demo.Devices, "devices", 5, "simulated devices behind the satellite")
+	fs.DurationVar(&o.demo.CheckIn, "check-in", 5*time.Second, "how often each simulated device checks in")
+	fs.DurationVar(&o.demo.BatchAge, "batch-age", 10*time.Second, "the satellite seals a batch this old (5m in production)")
+	fs.DurationVar(&o.demo.PublishAt, "publish-after", 20*time.Second, "when the config change is published")
+	fs.StringVar(&o.demo.Publish, "publish", "", "the publisher CLI (default: publish beside this binary)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for _, s := range strings.Split(sats, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			o.backend.Satellites = append(o.backend.Satellites, s)
+		}
+	}
+	if len(o.backend.Satellites) == 0 && !o.serve {
+		fmt.Fprintln(stderr, errNoSatellite)
+		return o, errNoSatellite
+	}
+	return o, nil
+}
+
+// localAWS points the process at the local AWS: an existing endpoint, or a
+// moto server it starts. stop stops what it started.
+func localAWS(log *slog.Logger) (srv *awstest.Server, backendName string, stop func() error, err error) {
+	if os.Getenv("AWS_ENDPOINT_URL") != "" {
+		return nil, "existing endpoint (AWS_ENDPOINT_URL)", func() error { return nil }, nil
+	}
+	log.Info("starting moto server")
+	srv, err = awstest.Start()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := srv.SetProcessEnv(); err != nil {
+		return nil, "", nil, errors.Join(fmt.Errorf("point the environment at moto: %w", err), srv.Close())
+	}
+	log.Info("moto server running", "endpoint", srv.Endpoint())
+	return srv, "moto server, started by localdev", srv.Close, nil
+}
+
+func run(ctx context.Context, log *slog.Logger, out io.Writer, opts options) (err error) {
 	// Captured before the environment is rewritten, to tell the user what
 	// to unset in their shell.
 	inherited := awsVariables(os.Environ())
-
-	var srv *awstest.Server
-	backend := "existing endpoint (AWS_ENDPOINT_URL)"
-	if os.Getenv("AWS_ENDPOINT_URL") == "" {
-		log.Info("starting moto server")
-		srv, err = awstest.Start()
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if cerr := srv.Close(); cerr != nil {
-				err = errors.Join(err, fmt.Errorf("stop moto server: %w", cerr))
-				return
-			}
-			log.Info("moto server stopped", "endpoint", srv.Endpoint())
-		}()
-		if err := srv.SetProcessEnv(); err != nil {
-			return fmt.Errorf("point the environment at moto: %w", err)
-		}
-		backend = "moto server, started by localdev"
-		log.Info("moto server running", "endpoint", srv.Endpoint())
-	}
-
-	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
-	defer cancel()
-	cfg, err := awsconfig.Load(setupCtx)
+	srv, backendName, stopAWS, err := localAWS(log)
 	if err != nil {
 		return err
 	}
-	core, err := localaws.NewClients(cfg).CreateCore(setupCtx, localaws.DefaultNames())
+	defer func() {
+		if cerr := stopAWS(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("stop moto server: %w", cerr))
+		}
+	}()
+
+	setupCtx, cancel := context.WithTimeout(ctx, setupTimeout)
+	defer cancel()
+	b, err := startBackend(setupCtx, log, opts.backend)
 	if err != nil {
 		if srv != nil {
 			// A 500 from moto is a Python traceback in its log.
-			return fmt.Errorf("create local resources: %w\nmoto server output (tail):\n%s", err, srv.Output())
+			return fmt.Errorf("%w\nmoto server output (tail):\n%s", err, srv.Output())
 		}
-		return fmt.Errorf("create local resources: %w", err)
+		return err
 	}
-	log.Info("resources ready", "bucket", core.UploadsBucket, "table", core.Table)
+	log.Info("resources ready", "bucket", b.core.UploadsBucket, "table", b.core.Table)
 
 	var exports, unset []string
 	if srv != nil {
@@ -102,35 +163,58 @@ func run(ctx context.Context, log *slog.Logger, out io.Writer) (err error) {
 		unset = unsetList(inherited, exports)
 	} else {
 		// Never echo the user's own credentials; only where to connect.
-		exports = []string{"AWS_ENDPOINT_URL=" + os.Getenv("AWS_ENDPOINT_URL"), "AWS_REGION=" + cfg.Region}
+		exports = []string{"AWS_ENDPOINT_URL=" + os.Getenv("AWS_ENDPOINT_URL"), "AWS_REGION=" + b.aws.Region}
 	}
+	exports = append(exports, "GATEWAY_TABLE="+b.core.Table, "GATEWAY_CONFIG_QUEUE_URL="+b.core.ConfigChanges.URL)
 	printSummary(out, summary{
-		Backend:  backend,
+		Backend:  backendName,
 		Endpoint: os.Getenv("AWS_ENDPOINT_URL"),
-		Region:   cfg.Region,
-		Core:     core,
+		Region:   b.aws.Region,
+		Core:     b.core,
+		API:      b.ready.API,
+		Dir:      b.opts.Dir,
 		Exports:  exports,
 		Unset:    unset,
 	})
 
-	if srv == nil {
-		<-ctx.Done()
-		log.Info("stopping; resources stay on the existing endpoint")
-		return nil
+	ctx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	served := make(chan error, 1)
+	go func() { served <- b.run(ctx) }()
+	var moto <-chan struct{}
+	if srv != nil {
+		moto = srv.Done()
+	}
+	demoDone := make(chan error, 1)
+	if !opts.serve {
+		go func() { demoDone <- demo(ctx, log, out, b, opts.demo) }()
 	}
 	select {
 	case <-ctx.Done():
 		log.Info("stopping")
-		return nil
-	case <-srv.Done():
-		return fmt.Errorf("moto server exited unexpectedly\n%s", srv.Output())
+	case err = <-served:
+		err = fmt.Errorf("backend stopped: %w", err)
+	case err = <-demoDone:
+	case <-moto:
+		err = fmt.Errorf("moto server exited unexpectedly\n%s", srv.Output())
 	}
+	stopAll()
+	if berr := <-served; berr != nil && err == nil {
+		err = berr
+	}
+	if !opts.serve {
+		if derr := <-demoDone; derr != nil && err == nil {
+			err = derr
+		}
+	}
+	return err
 }
 
 // summary is what printSummary shows.
 type summary struct {
 	Backend, Endpoint, Region string
 	Core                      localaws.Core
+	API, Dir                  string
 	Exports, Unset            []string
 }
 
@@ -152,6 +236,8 @@ func printSummary(w io.Writer, s summary) {
 	}
 	fmt.Fprintf(tw, "  table\t%s  (%s, %s string keys; TTL on %s; on demand)\n",
 		c.Table, resources.PartitionKey, resources.SortKey, resources.TTLAttribute)
+	fmt.Fprintf(tw, "  satellite API\t%s  (mTLS; certificates in %s)\n", s.API, s.Dir)
+	fmt.Fprintf(tw, "  functions\tapi, ingest, change, assemble (in this process)\n")
 	tw.Flush()
 
 	fmt.Fprintf(w, "\nTo use it from another shell (aws CLI, SDKs):\n\n")
@@ -165,6 +251,7 @@ func printSummary(w io.Writer, s summary) {
 	fmt.Fprintf(w, "\n  aws s3 ls s3://%s/\n", c.UploadsBucket)
 	fmt.Fprintf(w, "  aws sqs receive-message --queue-url %s\n", c.Ingest.URL)
 	fmt.Fprintf(w, "  aws dynamodb scan --table-name %s\n", c.Table)
+	fmt.Fprintf(w, "  go run ./cmd/gatewayctl sync --factory acme --satellite sat-1\n")
 	fmt.Fprintf(w, "\nPress Ctrl-C to stop.\n\n")
 }
 

@@ -16,7 +16,8 @@
 // Output: HTTP answers with gatewayapi bodies; reads the satellite registry,
 // the batch ledger and downlink state, writes batch ledger entries, signs S3
 // URLs (no S3 request is made). Logs are JSON lines on stdout, one per
-// refused or failed request.//
+// refused or failed request.
+//
 // The handler is built by shared/wiring, as `make dev` builds it.
 package main
 

@@ -13,7 +13,8 @@
 //
 // Output: view items in the table (configs, TUF metadata, group managers,
 // the satellite registry), at most one queued assembly request per affected
-// satellite, and one JSON log line per message.//
+// satellite, and one JSON log line per message.
+//
 // The handler is built by shared/wiring, as `make dev` builds it.
 package main
 

@@ -151,8 +151,7 @@ func (b backend) addFunctions() map[string]*function.Function {
 	ingestFn := b.newFunction("IngestFunction", FunctionIngest, "Unpacks uploaded batches into the table (S3 -> SQS)",
 		resources.Ingest.ConsumerTimeout, 1024, assemblyURL)
 	ingestFn.Consume(b.ingest)
-	ingestFn.Allow([]string{ddbGet, ddbQuery, ddbPut, ddbUpdate, ddbBatchPut}, table)
-	ingestFn.Allow([]string{ddbQuery}, index)
+	ingestFn.Allow([]string{ddbGet, ddbUpdate, ddbBatchPut}, table)
 	ingestFn.Allow([]string{s3Get, s3DeleteObj}, b.objects(s3keys.UploadsPrefix))
 	ingestFn.Allow([]string{s3Put, s3TagObject}, b.objects(s3keys.QuarantinePrefix))
 	ingestFn.Allow([]string{s3Put}, b.objects(s3keys.FilesPrefix))
@@ -163,7 +162,7 @@ func (b backend) addFunctions() map[string]*function.Function {
 	changeFn := b.newFunction("ChangeFunction", FunctionChange, "Applies OTA change events to the config view",
 		resources.ConfigChanges.ConsumerTimeout, 256, assemblyURL)
 	changeFn.Consume(b.changes)
-	changeFn.Allow([]string{ddbGet, ddbBatchGet, ddbQuery, ddbPut, ddbUpdate}, table)
+	changeFn.Allow([]string{ddbGet, ddbQuery, ddbPut, ddbUpdate}, table)
 	changeFn.Allow([]string{ddbQuery}, index)
 	changeFn.Allow([]string{sqsSend}, b.assembly.Queue().QueueArn())
 
@@ -171,12 +170,12 @@ func (b backend) addFunctions() map[string]*function.Function {
 	assembleFn := b.newFunction("AssembleFunction", FunctionAssemble, "Builds each satellite's updates tarball",
 		resources.Assembly.ConsumerTimeout, 512, assemblyURL)
 	assembleFn.Consume(b.assembly)
-	assembleFn.Allow([]string{ddbGet, ddbBatchGet, ddbQuery, ddbUpdate}, table)
+	assembleFn.Allow([]string{ddbBatchGet, ddbUpdate}, table)
 	assembleFn.Allow([]string{ddbQuery}, index)
 	// No s3:ListBucket: a missing tarball then answers the existence check with 403, and the
 	// assembler puts it anyway, which is harmless for a content-addressed key.
 	assembleFn.Allow([]string{s3Get, s3Put}, b.objects(s3keys.UpdatesPrefix))
-	// Assembly re-queues a satellite whose state changed while it was being built.
+	// A fleet-wide change is fanned out in pages: assembly queues the next page.
 	assembleFn.Allow([]string{sqsSend}, b.assembly.Queue().QueueArn())
 
 	return map[string]*function.Function{

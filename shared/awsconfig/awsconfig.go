@@ -88,7 +88,13 @@ func applyRetryPolicy(cfg *aws.Config) {
 // when a custom S3 endpoint is configured (see [UsePathStyleForCustomEndpoint]);
 // optFns run before that decision.
 func NewS3(cfg aws.Config, optFns ...func(*s3.Options)) *s3.Client {
-	opts := make([]func(*s3.Options), 0, len(optFns)+1)
+	opts := make([]func(*s3.Options), 0, len(optFns)+2)
+	// The SDK validates response checksums where S3 sends one and otherwise
+	// prints a DEBUG line on stderr for every GetObject (moto and ranged GETs
+	// send none). Integrity is checked by the callers themselves (ingest
+	// against the ledger's sha256, the satellite against the manifest), so
+	// the line is noise in the functions' logs.
+	opts = append(opts, func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 	opts = append(opts, optFns...)
 	opts = append(opts, UsePathStyleForCustomEndpoint)
 	return s3.NewFromConfig(cfg, opts...)

@@ -71,6 +71,42 @@ func NewCA(factory string, validity time.Duration) (*CA, error) {
 	return &CA{Cert: cert, Key: key}, nil
 }
 
+// WriteFiles writes the CA as <name>.pem and <name>.key (mode 0600) into dir.
+func (ca *CA) WriteFiles(dir, name string) (certFile, keyFile string, err error) {
+	return (&Issued{Cert: ca.Cert, Key: ca.Key}).WriteFiles(dir, name)
+}
+
+// LoadCA reads a CA written by WriteFiles, so that a restarted local
+// process keeps trusting the certificates it issued before.
+func LoadCA(certFile, keyFile string) (*CA, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	cb, _ := pem.Decode(certPEM)
+	kb, _ := pem.Decode(keyPEM)
+	if cb == nil || kb == nil {
+		return nil, fmt.Errorf("devcerts: %s or %s is not PEM", certFile, keyFile)
+	}
+	cert, err := x509.ParseCertificate(cb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("devcerts: %s: %w", certFile, err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(kb.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("devcerts: %s: %w", keyFile, err)
+	}
+	key, ok := k.(*ecdsa.PrivateKey)
+	if !ok || !key.PublicKey.Equal(cert.PublicKey) {
+		return nil, fmt.Errorf("devcerts: %s is not the key of %s", keyFile, certFile)
+	}
+	return &CA{Cert: cert, Key: key}, nil
+}
+
 // ClientOptions shape a client certificate, including the wrong ones tests
 // need.
 type ClientOptions struct {

@@ -86,3 +86,34 @@ func TestServerAndFiles(t *testing.T) {
 		t.Errorf("cert file: %v", err)
 	}
 }
+
+func TestLoadCA(t *testing.T) {
+	ca, err := devcerts.NewCA("acme", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile, err := ca.WriteFiles(dir, "ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := devcerts.LoadCA(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sat, err := loaded.Satellite("acme", "sat-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sat.Cert.CheckSignatureFrom(ca.Cert); err != nil {
+		t.Errorf("a certificate issued by the loaded CA does not verify with the original: %v", err)
+	}
+	other, _ := devcerts.NewCA("acme", time.Hour)
+	_, otherKey, _ := other.WriteFiles(t.TempDir(), "other")
+	if _, err := devcerts.LoadCA(certFile, otherKey); err == nil {
+		t.Error("a CA with another CA's key loaded")
+	}
+	if _, err := devcerts.LoadCA(certFile, certFile); err == nil {
+		t.Error("a certificate accepted as a key")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,11 @@ type Poller struct {
 	// `make dev` session; Lambda has no such setting. The receive count and
 	// the redrive to the dead-letter queue are SQS's own either way.
 	RetryAfter time.Duration
+	// Redeliver is fault injection for end-to-end tests: this fraction (0 to
+	// 1) of the messages a handler succeeded on is not deleted but returned
+	// to the queue (after RetryAfter), so the handler sees it again, as SQS's
+	// at-least-once delivery may do on AWS at any time.
+	Redeliver float64
 	// Logger gets one line per failed invocation. Nil discards.
 	Logger *slog.Logger
 }
@@ -115,7 +121,7 @@ func (p *Poller) Once(ctx context.Context, arn string) (int, error) {
 	var retry []sqstypes.ChangeMessageVisibilityBatchRequestEntry
 	for i, m := range out.Messages {
 		id := aws.String(strconv.Itoa(i))
-		if failed[aws.ToString(m.MessageId)] {
+		if failed[aws.ToString(m.MessageId)] || (p.Redeliver > 0 && rand.Float64() < p.Redeliver) {
 			retry = append(retry, sqstypes.ChangeMessageVisibilityBatchRequestEntry{
 				Id: id, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: int32(p.RetryAfter / time.Second),
 			})
@@ -133,7 +139,7 @@ func (p *Poller) Once(ctx context.Context, arn string) (int, error) {
 			errs = append(errs, fmt.Errorf("delete from %s: %w", p.QueueURL, err))
 		}
 	}
-	if len(retry) > 0 && p.RetryAfter > 0 {
+	if len(retry) > 0 && (p.RetryAfter > 0 || p.Redeliver > 0) {
 		if _, err := p.SQS.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{
 			QueueUrl: aws.String(p.QueueURL), Entries: retry,
 		}); err != nil {

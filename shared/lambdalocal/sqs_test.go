@@ -158,3 +158,32 @@ func TestRunStops(t *testing.T) {
 		t.Errorf("x delivered %d times", rec.count("x"))
 	}
 }
+
+// TestRedeliver: with Redeliver 1, a message the handler succeeded on comes back, as SQS's
+// at-least-once delivery may bring it back.
+func TestRedeliver(t *testing.T) {
+	t.Parallel()
+	c := awstest.Clients(t)
+	q := awstest.Queue(t, localaws.QueueSpec{Name: "redeliver", MaxReceiveCount: 10, VisibilityTimeout: time.Hour})
+	send(t, c.SQS, q.URL, "dup")
+	rec := &recorder{seen: map[string]int{}}
+	p := &lambdalocal.Poller{SQS: c.SQS, QueueURL: q.URL, Handler: rec.handle, Redeliver: 1}
+	deadline := time.Now().Add(30 * time.Second)
+	for rec.count("dup") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %d times, want a redelivery", rec.count("dup"))
+		}
+		if _, err := p.Once(t.Context(), q.ARN); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.Redeliver = 0
+	for depth(t, c.SQS, q.URL) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("message never deleted once redelivery stopped")
+		}
+		if _, err := p.Once(t.Context(), q.ARN); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -4,7 +4,7 @@ import "time"
 
 // The downlink's items: the materialized view of the OTA service's change
 // events (shared/configstate writes it, assembly reads it) and the per-satellite
-// assembly schedule (shared/assembly). docs/data-model-downlink.md lists their
+// assembly schedule (shared/assembly). docs/data-model.md lists their
 // access patterns.
 //
 //	PK                           SK          item
