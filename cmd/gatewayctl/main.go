@@ -1,10 +1,12 @@
 // Command gatewayctl is the platform operator's tool for the gateway: it
 // reads the gateway table to answer questions about satellites and their
-// devices.
+// devices, and keeps the registry of factory CAs (the CAs whose satellite
+// certificates the API accepts, each for one factory).
 //
 //	gatewayctl devices --factory F --satellite S [--limit N] [--page TOKEN]
 //	gatewayctl events  --factory F --device UUID [-n 20]
 //	gatewayctl sync    --factory F --satellite S
+//	gatewayctl ca      add --factory F --cert CA.pem | list --factory F | remove --cert CA.pem
 //
 // Every command takes --table (default $GATEWAY_TABLE) and --json (machine
 // output instead of a table for people). AWS access uses the standard SDK
@@ -27,6 +29,7 @@ import (
 
 	"github.com/satellite-gateway/gateway/shared/awsconfig"
 	"github.com/satellite-gateway/gateway/shared/fleetquery"
+	"github.com/satellite-gateway/gateway/shared/identity"
 )
 
 // command is one subcommand. The table below is the whole dispatch: a new
@@ -41,6 +44,8 @@ func commands() []command {
 		{"devices", "--factory F --satellite S [--limit N] [--page TOKEN]", "list the devices attached to a satellite", runDevices},
 		{"events", "--factory F --device UUID [-n N]", "a device's latest update events, newest first", runEvents},
 		{"sync", "--factory F --satellite S", "a satellite's uplink and downlink sync status", runSync},
+		{"ca", "add --factory F --cert CA.pem | list --factory F | remove --cert CA.pem",
+			"register, list or remove a factory CA (keep the API's truststore in step)", runCA},
 	}
 }
 
@@ -51,12 +56,14 @@ type cli struct {
 	now            func() time.Time
 	// query builds the query client once the command's flags are known.
 	query func(ctx context.Context, table string) (*fleetquery.Client, error)
+	// registry builds the CA registry's client likewise.
+	registry func(ctx context.Context, table string) (*identity.Registry, error)
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now, query: connect}
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, now: time.Now, query: connect, registry: registry}
 	os.Exit(c.main(ctx, os.Args[1:]))
 }
 
@@ -67,6 +74,15 @@ func connect(ctx context.Context, table string) (*fleetquery.Client, error) {
 		return nil, err
 	}
 	return fleetquery.New(awsconfig.NewDynamoDB(cfg), table), nil
+}
+
+// registry builds the CA registry's client the standard way.
+func registry(ctx context.Context, table string) (*identity.Registry, error) {
+	cfg, err := awsconfig.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return identity.NewRegistry(awsconfig.NewDynamoDB(cfg), table, time.Now), nil
 }
 
 // errUsage has been explained to the user already.
@@ -286,4 +302,76 @@ func stamp(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// runCA edits the CA registry. The API's truststore (on AWS, the PEM bundle
+// in S3 the custom domain verifies against) must hold the same CAs: the
+// truststore decides whether the TLS handshake succeeds, the registry which
+// factory a certificate speaks for.
+func runCA(ctx context.Context, c *cli, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprintln(c.stderr, "gatewayctl ca: want add, list or remove")
+		return errUsage
+	}
+	action, args := args[0], args[1:]
+	fs, co := c.flags("ca " + action)
+	factory := fs.String("factory", "", "the factory the CA issues satellite certificates for")
+	certFile := fs.String("cert", "", "the CA certificate (PEM)")
+	required := map[string]*string{}
+	switch action {
+	case "add":
+		required["factory"], required["cert"] = factory, certFile
+	case "list":
+		required["factory"] = factory
+	case "remove":
+		required["cert"] = certFile
+	default:
+		fmt.Fprintf(c.stderr, "gatewayctl ca: unknown action %q: want add, list or remove\n", action)
+		return errUsage
+	}
+	if err := c.parse(fs, co, args, required); err != nil {
+		return err
+	}
+	var pem []byte
+	if *certFile != "" {
+		var err error
+		if pem, err = os.ReadFile(*certFile); err != nil {
+			return err
+		}
+	}
+	reg, err := c.registry(ctx, *co.table)
+	if err != nil {
+		return err
+	}
+	switch action {
+	case "add":
+		e, err := reg.AddCA(ctx, *factory, pem)
+		if err != nil {
+			return err
+		}
+		if *co.jsonOut {
+			return c.printJSON(e)
+		}
+		fmt.Fprintf(c.stdout, "registered %s for factory %s (sha256 %s, expires %s)\n", e.Subject, e.Factory, e.Fingerprint, stamp(e.NotAfter))
+	case "remove":
+		if err := reg.RemoveCA(ctx, pem); err != nil {
+			return err
+		}
+		fmt.Fprintln(c.stdout, "removed; warm API instances forget it within their CA cache time")
+	case "list":
+		cas, err := reg.ListCAs(ctx, *factory)
+		if err != nil {
+			return err
+		}
+		if *co.jsonOut {
+			return c.printJSON(cas)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SUBJECT\tSHA256\tEXPIRES\tADDED")
+		for _, e := range cas {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Subject, e.Fingerprint, stamp(e.NotAfter), stamp(e.Added))
+		}
+		return tw.Flush()
+	}
+	return nil
 }

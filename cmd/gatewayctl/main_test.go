@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/satellite-gateway/gateway/shared/awstest"
+	"github.com/satellite-gateway/gateway/shared/devcerts"
 	"github.com/satellite-gateway/gateway/shared/fleetquery"
 	"github.com/satellite-gateway/gateway/shared/fleetquery/fleettest"
+	"github.com/satellite-gateway/gateway/shared/localaws"
 )
 
 func TestMain(m *testing.M) { awstest.Main(m) }
@@ -27,7 +29,7 @@ func run(t *testing.T, table string, args ...string) (code int, stdout, stderr s
 				return table
 			}
 			return ""
-		}, query: connect}
+		}, query: connect, registry: registry}
 	code = c.main(context.Background(), args)
 	return code, out.String(), errOut.String()
 }
@@ -109,5 +111,50 @@ func TestUsage(t *testing.T) {
 	c := &cli{stdout: &out, stderr: &out, getenv: func(string) string { return "" }}
 	if code := c.main(context.Background(), []string{"help"}); code != 0 || !strings.Contains(out.String(), "devices") {
 		t.Errorf("help: exit %d %q", code, out.String())
+	}
+}
+
+// TestCA: an operator registers a factory CA, lists it, and removes it; refusals name what is
+// wrong and change nothing.
+func TestCA(t *testing.T) {
+	table := awstest.Table(t, localaws.TableInput(awstest.UniqueName(t, 40)))
+	ca, err := devcerts.NewCA("acme", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, _, err := ca.WriteFiles(t.TempDir(), "ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := run(t, table, "ca", "add", "--factory", "acme", "--cert", caFile); code != 0 || !strings.Contains(out, "registered") {
+		t.Fatalf("add: exit %d\n%s%s", code, out, errOut)
+	}
+	// The same CA for another factory is refused: a certificate must speak for one factory.
+	if code, _, errOut := run(t, table, "ca", "add", "--factory", "other", "--cert", caFile); code != 1 || errOut == "" {
+		t.Errorf("add for a second factory: exit %d %s", code, errOut)
+	}
+	code, out, _ := run(t, table, "ca", "list", "--factory", "acme", "--json")
+	var cas []map[string]any
+	if code != 0 || json.Unmarshal([]byte(out), &cas) != nil || len(cas) != 1 {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
+	if code, out, _ := run(t, table, "ca", "list", "--factory", "other"); code != 0 || strings.Contains(out, "acme") {
+		t.Errorf("list of another factory: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := run(t, table, "ca", "remove", "--cert", caFile); code != 0 {
+		t.Fatalf("remove: exit %d %s", code, errOut)
+	}
+	if code, out, _ := run(t, table, "ca", "list", "--factory", "acme", "--json"); code != 0 || strings.Contains(out, "acme") {
+		t.Errorf("after remove: exit %d\n%s", code, out)
+	}
+	for _, args := range [][]string{
+		{"ca"}, {"ca", "rotate"}, {"ca", "add", "--cert", caFile}, {"ca", "remove"},
+	} {
+		if code, _, _ := run(t, table, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage)", args, code)
+		}
+	}
+	if code, _, errOut := run(t, table, "ca", "add", "--factory", "acme", "--cert", "/nonexistent.pem"); code != 1 || !strings.Contains(errOut, "nonexistent") {
+		t.Errorf("missing file: exit %d %s", code, errOut)
 	}
 }
