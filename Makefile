@@ -71,8 +71,12 @@ fuzz: ## run each fuzz target for FUZZTIME (a count such as 200000x)
 	done
 
 .PHONY: bench
-bench: moto ## run the benchmarks and print their figures
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+bench: moto ## run the benchmarks, then print their figures as one table (docs/performance.md)
+	@mkdir -p $(BIN)
+	status=0; \
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./... 2>&1 | tee $(BIN)/bench.txt || status=$$?; \
+	$(GO) build -o $(BIN)/benchtable ./cmd/benchtable; \
+	$(BIN)/benchtable < $(BIN)/bench.txt && exit $$status
 
 .PHONY: lambdas
 lambdas: ## build every functions/<name> for Lambda (arm64, provided.al2023) into bin/lambda/<name>/bootstrap

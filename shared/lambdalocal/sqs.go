@@ -79,7 +79,8 @@ func (p *Poller) Run(ctx context.Context) error {
 }
 
 // Once receives one batch and hands it to the handler; it returns how many
-// messages it received. arn is the queue's ARN, for the records'
+// messages it received. It runs to the end even when ctx is cancelled (see
+// the comments inside); callers check ctx between calls. arn is the queue's ARN, for the records'
 // eventSourceARN.
 func (p *Poller) Once(ctx context.Context, arn string) (int, error) {
 	batch, wait, logger := p.BatchSize, p.Wait, p.Logger
@@ -92,6 +93,11 @@ func (p *Poller) Once(ctx context.Context, arn string) (int, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// A receive is not cancelled either: SQS may have handed out messages
+	// whose answer a cancelled request would drop, leaving them invisible
+	// for the whole visibility timeout. It ends by itself after Wait, so a
+	// stop waits at most that long plus the batch in hand.
+	ctx = context.WithoutCancel(ctx)
 	out, err := p.SQS.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 		QueueUrl:                    aws.String(p.QueueURL),
 		MaxNumberOfMessages:         int32(batch),
@@ -106,6 +112,9 @@ func (p *Poller) Once(ctx context.Context, arn string) (int, error) {
 		return 0, nil
 	}
 	event := Event(arn, out.Messages)
+	// Once received, a batch is finished even if a stop was asked for: Lambda
+	// does not interrupt an invocation, and a batch abandoned here would stay
+	// invisible for the queue's whole visibility timeout.
 	resp, err := p.Handler(ctx, event)
 	failed := map[string]bool{}
 	if err != nil {
