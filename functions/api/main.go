@@ -22,22 +22,10 @@
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
+	"github.com/satellite-gateway/gateway/shared/api"
 	"github.com/satellite-gateway/gateway/shared/wiring"
 )
 
 func main() {
-	// JSON lines with the request id of each invocation (Lambda's JSON log format is on).
-	log := lambdacontext.NewLogger()
-	h, err := wiring.API(context.Background(), os.Getenv, log)
-	if err != nil {
-		log.Error("api: cannot start", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(h.Handle)
+	wiring.Start("api", wiring.API, func(h *api.Handler) any { return h.Handle })
 }

@@ -20,22 +20,10 @@
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
+	"github.com/satellite-gateway/gateway/shared/assembly"
 	"github.com/satellite-gateway/gateway/shared/wiring"
 )
 
 func main() {
-	// JSON lines with the request id of each invocation (Lambda's JSON log format is on).
-	log := lambdacontext.NewLogger()
-	h, err := wiring.Assemble(context.Background(), os.Getenv, log)
-	if err != nil {
-		log.Error("assemble: cannot start", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(h.Handle)
+	wiring.Start("assemble", wiring.Assemble, func(h *assembly.Assembler) any { return h.Handle })
 }

@@ -19,22 +19,10 @@
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
+	"github.com/satellite-gateway/gateway/shared/configstate"
 	"github.com/satellite-gateway/gateway/shared/wiring"
 )
 
 func main() {
-	// JSON lines with the request id of each invocation (Lambda's JSON log format is on).
-	log := lambdacontext.NewLogger()
-	h, err := wiring.Change(context.Background(), os.Getenv, log)
-	if err != nil {
-		log.Error("change: cannot start", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(h.Handle)
+	wiring.Start("change", wiring.Change, func(h *configstate.Handler) any { return h.Handle })
 }

@@ -28,22 +28,10 @@
 package main
 
 import (
-	"context"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
+	"github.com/satellite-gateway/gateway/shared/ingest"
 	"github.com/satellite-gateway/gateway/shared/wiring"
 )
 
 func main() {
-	// JSON lines with the request id of each invocation (Lambda's JSON log format is on).
-	log := lambdacontext.NewLogger()
-	h, err := wiring.Ingest(context.Background(), os.Getenv, log)
-	if err != nil {
-		log.Error("ingest: cannot start", "error", err)
-		os.Exit(1)
-	}
-	lambda.Start(h.Handle)
+	wiring.Start("ingest", wiring.Ingest, func(h *ingest.Ingester) any { return h.Handle })
 }

@@ -109,15 +109,7 @@ func BenchmarkIngestMoto(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	start := time.Now()
-	for i := range b.N {
-		resp, err := in.Handle(b.Context(), events.SQSEvent{Records: msgs[i : i+1]})
-		if err != nil || len(resp.BatchItemFailures) > 0 {
-			b.Fatalf("Handle: %+v %v", resp, err)
-		}
-	}
-	report(b, counter, time.Since(start))
+	run(b, in, msgs, counter)
 }
 
 // BenchmarkIngestCPU ingests into in-memory fakes that accept every call
@@ -136,15 +128,7 @@ func BenchmarkIngestCPU(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	start := time.Now()
-	for i := range b.N {
-		resp, err := in.Handle(b.Context(), events.SQSEvent{Records: msgs[i : i+1]})
-		if err != nil || len(resp.BatchItemFailures) > 0 {
-			b.Fatalf("Handle: %+v %v", resp, err)
-		}
-	}
-	report(b, counter, time.Since(start))
+	run(b, in, msgs, counter)
 }
 
 // memS3 serves objects from memory; writes are accepted and dropped.
@@ -179,4 +163,17 @@ func (nullTable) UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(
 
 func (nullTable) BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
 	return &dynamodb.BatchWriteItemOutput{}, nil
+}
+
+// run ingests one message per iteration, timed, and reports the figures.
+func run(b *testing.B, in *ingest.Ingester, msgs []events.SQSMessage, counter *countingTable) {
+	b.ResetTimer()
+	start := time.Now()
+	for i := range b.N {
+		resp, err := in.Handle(b.Context(), events.SQSEvent{Records: msgs[i : i+1]})
+		if err != nil || len(resp.BatchItemFailures) > 0 {
+			b.Fatalf("Handle: %+v %v", resp, err)
+		}
+	}
+	report(b, counter, time.Since(start))
 }

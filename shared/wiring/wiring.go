@@ -17,9 +17,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
@@ -98,10 +101,7 @@ func API(ctx context.Context, getenv func(string) string, log *slog.Logger) (*ap
 		Table: e.required(EnvTable), Bucket: e.required(EnvBucket), Logger: log,
 		PollInterval: e.duration(EnvPollInterval), PresignExpiry: e.duration(EnvPresignExpiry),
 	}
-	if err := e.err(); err != nil {
-		return nil, err
-	}
-	awsCfg, err := awsconfig.Load(ctx)
+	awsCfg, err := load(ctx, e)
 	if err != nil {
 		return nil, err
 	}
@@ -128,10 +128,7 @@ func Ingest(ctx context.Context, getenv func(string) string, log *slog.Logger) (
 	cfg.Limits.Entries = int(e.count(EnvMaxEntries))
 	cfg.TempDir = getenv(EnvIngestTempDir)
 	delay := assemblyDelay(e)
-	if err := e.err(); err != nil {
-		return nil, err
-	}
-	awsCfg, err := awsconfig.Load(ctx)
+	awsCfg, err := load(ctx, e)
 	if err != nil {
 		return nil, err
 	}
@@ -151,10 +148,7 @@ func Change(ctx context.Context, getenv func(string) string, log *slog.Logger) (
 	e := &env{getenv: getenv}
 	table, queue := e.required(EnvTable), e.required(EnvAssemblyQueue)
 	delay := assemblyDelay(e)
-	if err := e.err(); err != nil {
-		return nil, err
-	}
-	awsCfg, err := awsconfig.Load(ctx)
+	awsCfg, err := load(ctx, e)
 	if err != nil {
 		return nil, err
 	}
@@ -170,10 +164,7 @@ func Assemble(ctx context.Context, getenv func(string) string, log *slog.Logger)
 	e := &env{getenv: getenv}
 	table, bucket, queue := e.required(EnvTable), e.required(EnvBucket), e.required(EnvAssemblyQueue)
 	delay := assemblyDelay(e)
-	if err := e.err(); err != nil {
-		return nil, err
-	}
-	awsCfg, err := awsconfig.Load(ctx)
+	awsCfg, err := load(ctx, e)
 	if err != nil {
 		return nil, err
 	}
@@ -184,6 +175,14 @@ func Assemble(ctx context.Context, getenv func(string) string, log *slog.Logger)
 	}
 	return assembly.NewAssembler(assembly.AssemblerConfig{Table: table, Bucket: bucket, Log: log},
 		configstate.NewStore(db, table), db, awsconfig.NewS3(awsCfg), sched)
+}
+
+// load reports the environment's problems, or loads the AWS configuration.
+func load(ctx context.Context, e *env) (aws.Config, error) {
+	if err := e.err(); err != nil {
+		return aws.Config{}, err
+	}
+	return awsconfig.Load(ctx)
 }
 
 // assemblyDelay is how long a scheduled assembly waits for the rest of a
@@ -203,4 +202,19 @@ func scheduler(cfg aws.Config, table, queue string, delay time.Duration) (*assem
 	return assembly.NewScheduler(awsconfig.NewDynamoDB(cfg), awsconfig.NewSQS(cfg), assembly.SchedulerConfig{
 		Table: table, QueueURL: queue, Delay: delay,
 	})
+}
+
+// Start is a Lambda main: it builds a handler with build from the process
+// environment, logging with the request id of each invocation (Lambda's
+// JSON log format is on), and serves it with lambda.Start. A function that
+// cannot start logs why and exits, so the failure shows on the first
+// invocation's log rather than as an error on every request.
+func Start[H any](name string, build func(context.Context, func(string) string, *slog.Logger) (H, error), handle func(H) any) {
+	log := lambdacontext.NewLogger()
+	h, err := build(context.Background(), os.Getenv, log)
+	if err != nil {
+		log.Error(name+": cannot start", "error", err)
+		os.Exit(1)
+	}
+	lambda.Start(handle(h))
 }
