@@ -37,8 +37,12 @@ type Index struct {
 // shared/records): a satellite's devices and the groups it manages under the
 // satellite, a factory's satellites under the factory. One Query then answers
 // "what does this satellite serve", which assembly and the operator's device
-// list both need. All attributes are projected because both read the items
-// whole; the index is then a full copy, which docs/data-model.md prices.
+// list both need. All attributes are projected for the operator's device
+// list (`gatewayctl devices`), which shows them; assembly reads only the keys
+// and re-reads the items it keeps. The price is a second write unit per
+// device write, the largest line of the cost model in docs/performance.md;
+// projecting keys only is the first saving to take if that list moves to a
+// BatchGetItem.
 var BySatellite = Index{Name: "GSI1", PartitionKey: "GSI1PK", SortKey: "GSI1SK"}
 
 // Indexes returns every global secondary index of the table.

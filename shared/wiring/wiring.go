@@ -192,6 +192,10 @@ func assemblyDelay(e *env) time.Duration {
 		return 0
 	}
 	d := e.duration(EnvAssemblyDelay)
+	if d%time.Second != 0 {
+		// SQS delays are whole seconds; 500ms would silently mean none.
+		e.errs = append(e.errs, fmt.Errorf("%s=%v: want whole seconds", EnvAssemblyDelay, d))
+	}
 	if d <= 0 {
 		return -1 // the scheduler's "no delay"; zero means its default
 	}

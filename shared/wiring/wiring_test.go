@@ -83,6 +83,7 @@ func TestRefusals(t *testing.T) {
 		{[]string{"ingest"}, []string{wiring.EnvInlineMax, "lots"}, wiring.EnvInlineMax},
 		{[]string{"ingest"}, []string{wiring.EnvMaxLine, "-1"}, wiring.EnvMaxLine},
 		{[]string{"ingest", "change", "assemble"}, []string{wiring.EnvAssemblyDelay, "soon"}, wiring.EnvAssemblyDelay},
+		{[]string{"ingest", "change", "assemble"}, []string{wiring.EnvAssemblyDelay, "500ms"}, "whole seconds"},
 	} {
 		for _, fn := range c.fns {
 			err := builders[fn](t.Context(), with(complete, c.env...), log)
