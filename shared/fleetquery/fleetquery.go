@@ -29,6 +29,7 @@ import (
 type Table interface {
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 }
 
 var _ Table = (*dynamodb.Client)(nil)
@@ -83,14 +84,76 @@ func (c *Client) Devices(ctx context.Context, factory, satellite string, limit i
 	if err != nil {
 		return DevicePage{}, fmt.Errorf("fleetquery: list devices of %s/%s: %w", factory, satellite, err)
 	}
+	// The index holds keys only (see resources.BySatellite): the devices
+	// themselves are read by key, in the index's order.
+	items, err := c.getAll(ctx, out.Items)
+	if err != nil {
+		return DevicePage{}, fmt.Errorf("fleetquery: read devices of %s/%s: %w", factory, satellite, err)
+	}
 	page := DevicePage{Devices: []records.DeviceItem{}}
-	if err := attributevalue.UnmarshalListOfMaps(out.Items, &page.Devices); err != nil {
+	if err := attributevalue.UnmarshalListOfMaps(items, &page.Devices); err != nil {
 		return DevicePage{}, fmt.Errorf("fleetquery: decode devices: %w", err)
 	}
 	if page.Next, err = encodeToken(out.LastEvaluatedKey); err != nil {
 		return DevicePage{}, err
 	}
 	return page, nil
+}
+
+// maxBatchGet is BatchGetItem's limit of keys per request.
+const maxBatchGet = 100
+
+// getAll reads the table items named by the keys of index items, in their
+// order, retrying what DynamoDB leaves unprocessed. An item deleted since
+// the index listed it is left out.
+func (c *Client) getAll(ctx context.Context, index []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
+	key := func(item map[string]types.AttributeValue) (records.Key, map[string]types.AttributeValue) {
+		pk, _ := item[resources.PartitionKey].(*types.AttributeValueMemberS)
+		sk, _ := item[resources.SortKey].(*types.AttributeValueMemberS)
+		if pk == nil || sk == nil {
+			return records.Key{}, nil
+		}
+		k := records.Key{PK: pk.Value, SK: sk.Value}
+		return k, k.Item()
+	}
+	found := map[records.Key]map[string]types.AttributeValue{}
+	for start := 0; start < len(index); start += maxBatchGet {
+		var keys []map[string]types.AttributeValue
+		for _, item := range index[start:min(start+maxBatchGet, len(index))] {
+			if _, k := key(item); k != nil {
+				keys = append(keys, k)
+			}
+		}
+		pending := map[string]types.KeysAndAttributes{c.table: {Keys: keys}}
+		for attempt := 0; len(pending[c.table].Keys) > 0; attempt++ {
+			if attempt == 8 {
+				return nil, fmt.Errorf("%d keys still unprocessed after %d attempts", len(pending[c.table].Keys), attempt)
+			}
+			if attempt > 0 {
+				select {
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
+				}
+			}
+			out, err := c.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
+			if err != nil {
+				return nil, err
+			}
+			for _, item := range out.Responses[c.table] {
+				k, _ := key(item)
+				found[k] = item
+			}
+			pending = map[string]types.KeysAndAttributes{c.table: out.UnprocessedKeys[c.table]}
+		}
+	}
+	items := make([]map[string]types.AttributeValue, 0, len(index))
+	for _, item := range index {
+		if k, _ := key(item); found[k] != nil {
+			items = append(items, found[k])
+		}
+	}
+	return items, nil
 }
 
 // AllDevices pages through every device of a satellite.

@@ -176,29 +176,51 @@ func (r *Registry) ListCAs(ctx context.Context, factory string) ([]records.CAEnt
 			":prefix": &types.AttributeValueMemberS{Value: records.CAPrefix},
 		},
 	}
+	// The index holds keys only (see resources.BySatellite): it names the
+	// partitions, CA#<key id>, whose entries are then read from the table.
+	var partitions []string
+	seen := map[string]bool{}
 	p := dynamodb.NewQueryPaginator(r.db, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("identity: list CAs of %s: %w", factory, err)
 		}
-		var es []records.CAEntry
-		if err := attributevalue.UnmarshalListOfMaps(page.Items, &es); err != nil {
+		for _, item := range page.Items {
+			pk, _ := item[resources.PartitionKey].(*types.AttributeValueMemberS)
+			if pk != nil && !seen[pk.Value] {
+				seen[pk.Value] = true
+				partitions = append(partitions, pk.Value)
+			}
+		}
+	}
+	for _, pk := range partitions {
+		es, err := queryPartition(ctx, r.db, r.table, pk)
+		if err != nil {
 			return nil, fmt.Errorf("identity: list CAs of %s: %w", factory, err)
 		}
-		out = append(out, es...)
+		for _, e := range es {
+			if e.Factory == factory {
+				out = append(out, e)
+			}
+		}
 	}
 	return out, nil
 }
 
 // queryCAs reads every registry entry with the subject key id keyID.
 func queryCAs(ctx context.Context, db dynamodb.QueryAPIClient, table, keyID string) ([]records.CAEntry, error) {
+	return queryPartition(ctx, db, table, records.CAPK(keyID))
+}
+
+// queryPartition reads every registry entry of one CA partition.
+func queryPartition(ctx context.Context, db dynamodb.QueryAPIClient, table, pk string) ([]records.CAEntry, error) {
 	var out []records.CAEntry
 	p := dynamodb.NewQueryPaginator(db, &dynamodb.QueryInput{
 		TableName:                 aws.String(table),
 		KeyConditionExpression:    aws.String("#pk = :pk"),
 		ExpressionAttributeNames:  map[string]string{"#pk": resources.PartitionKey},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: records.CAPK(keyID)}},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pk}},
 	})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)

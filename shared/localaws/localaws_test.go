@@ -172,3 +172,42 @@ func deleteCore(t *testing.T, c localaws.Clients, core localaws.Core) {
 		t.Errorf("cleanup: delete bucket: %v", err)
 	}
 }
+
+// TestIndexProjection: the BySatellite index holds keys and the included
+// attributes only, so readers that need more must read the item. (A reader
+// relying on a projected attribute that is not there would be caught here
+// only if the emulator honours projections: this checks that it does.)
+func TestIndexProjection(t *testing.T) {
+	t.Parallel()
+	c := awstest.Clients(t)
+	table := awstest.Table(t, localaws.TableInput(awstest.UniqueName(t, 40)))
+	ix := resources.BySatellite
+	s := func(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
+	if _, err := c.DynamoDB.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: map[string]ddbtypes.AttributeValue{
+		resources.PartitionKey: s("P"), resources.SortKey: s("S"), ix.PartitionKey: s("G"), ix.SortKey: s("H"),
+		"enabled": &ddbtypes.AttributeValueMemberBOOL{Value: true}, "lastSeen": s("2026-11-23T10:00:00Z"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.DynamoDB.Query(t.Context(), &dynamodb.QueryInput{
+		TableName: aws.String(table), IndexName: aws.String(ix.Name),
+		KeyConditionExpression:    aws.String("#pk = :pk"),
+		ExpressionAttributeNames:  map[string]string{"#pk": ix.PartitionKey},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":pk": s("G")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Items) != 1 {
+		t.Fatalf("%d items in the index", len(out.Items))
+	}
+	item := out.Items[0]
+	for _, want := range append([]string{resources.PartitionKey, resources.SortKey, ix.PartitionKey, ix.SortKey}, ix.Include...) {
+		if item[want] == nil {
+			t.Errorf("index item lacks %s", want)
+		}
+	}
+	if item["lastSeen"] != nil {
+		t.Error("index item holds lastSeen, which is not projected")
+	}
+}

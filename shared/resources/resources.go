@@ -27,23 +27,25 @@ const (
 	TTLAttribute = "expires"
 )
 
-// Index is a global secondary index of the gateway table, with string keys
-// and every attribute projected.
+// Index is a global secondary index of the gateway table, with string keys.
+// Besides the keys it projects only Include: an update of an attribute the
+// index does not hold writes nothing to the index, so the frequent device
+// writes (last-seen on every check-in) cost one write unit, not two.
 type Index struct {
 	Name, PartitionKey, SortKey string
+	Include                     []string
 }
 
 // BySatellite groups items under their owner, overloaded by prefix (see
 // shared/records): a satellite's devices and the groups it manages under the
-// satellite, a factory's satellites under the factory. One Query then answers
-// "what does this satellite serve", which assembly and the operator's device
-// list both need. All attributes are projected for the operator's device
-// list (`gatewayctl devices`), which shows them; assembly reads only the keys
-// and re-reads the items it keeps. The price is a second write unit per
-// device write, the largest line of the cost model in docs/performance.md;
-// projecting keys only is the first saving to take if that list moves to a
-// BatchGetItem.
-var BySatellite = Index{Name: "GSI1", PartitionKey: "GSI1PK", SortKey: "GSI1SK"}
+// satellite, a factory's satellites and CAs under the factory. One Query then
+// answers "what does this satellite serve", which assembly needs, and "which
+// satellites does this factory have", which a fleet-wide change needs.
+// Readers get keys (plus a satellite's enabled flag, which the fleet fan-out
+// filters on and which rarely changes) and read the items themselves when
+// they need more: assembly re-reads them consistently anyway, and the
+// operator's device list is rare next to the check-ins.
+var BySatellite = Index{Name: "GSI1", PartitionKey: "GSI1PK", SortKey: "GSI1SK", Include: []string{"enabled"}}
 
 // Indexes returns every global secondary index of the table.
 func Indexes() []Index { return []Index{BySatellite} }

@@ -61,10 +61,11 @@ func New(scope constructs.Construct, id string, props *Props) *Table {
 	})
 	for _, ix := range resources.Indexes() {
 		t.AddGlobalSecondaryIndex(&awsdynamodb.GlobalSecondaryIndexProps{
-			IndexName:      jsii.String(ix.Name),
-			PartitionKey:   str(ix.PartitionKey),
-			SortKey:        str(ix.SortKey),
-			ProjectionType: awsdynamodb.ProjectionType_ALL,
+			IndexName:        jsii.String(ix.Name),
+			PartitionKey:     str(ix.PartitionKey),
+			SortKey:          str(ix.SortKey),
+			ProjectionType:   awsdynamodb.ProjectionType_INCLUDE,
+			NonKeyAttributes: jsii.Strings(ix.Include...),
 		})
 	}
 	return &Table{Construct: c, table: t}

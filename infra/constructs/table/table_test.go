@@ -46,7 +46,7 @@ func TestTableMatchesResources(t *testing.T) {
 					obj{"AttributeName": resources.BySatellite.PartitionKey, "KeyType": "HASH"},
 					obj{"AttributeName": resources.BySatellite.SortKey, "KeyType": "RANGE"},
 				},
-				"Projection": obj{"ProjectionType": "ALL"},
+				"Projection": obj{"ProjectionType": "INCLUDE", "NonKeyAttributes": []any{"enabled"}},
 			}},
 			"BillingMode":                      "PAY_PER_REQUEST",
 			"PointInTimeRecoverySpecification": obj{"PointInTimeRecoveryEnabled": true},
