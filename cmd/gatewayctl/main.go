@@ -201,7 +201,7 @@ func runDevices(ctx context.Context, c *cli, args []string) error {
 	fmt.Fprintln(tw, "DEVICE\tNAME\tLAST SEEN\tTARGET\tTAG\tSTATE")
 	for _, d := range res.Devices {
 		state := "active"
-		if !d.Deleted.IsZero() && !d.Deleted.Before(d.Created) {
+		if d.IsDeleted() {
 			state = "deleted"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Device, dash(d.Name), stamp(d.LastSeen), dash(d.Target), dash(d.Tag), state)

@@ -238,7 +238,7 @@ type SyncReport struct {
 	AppliedAt      time.Time `json:"appliedAt,omitzero"`
 	// InSync: the satellite applied the version assembly last built.
 	InSync bool `json:"inSync"`
-	// Devices: how many are attached, and the one seen last.
+	// Devices: how many are attached and not deleted, and the one seen last.
 	Devices        int       `json:"devices"`
 	NewestDevice   string    `json:"newestDevice,omitempty"`
 	NewestLastSeen time.Time `json:"newestLastSeen,omitzero"`
@@ -272,8 +272,11 @@ func (c *Client) Sync(ctx context.Context, factory, satellite string, now time.T
 	r.DesiredVersion, r.AppliedVersion, r.AppliedStatus, r.AppliedDetail, r.AppliedAt =
 		u.Version, u.AppliedVersion, u.AppliedStatus, u.AppliedDetail, u.AppliedAt
 	r.InSync = u.Version != "" && u.AppliedVersion == u.Version && u.AppliedStatus == "applied"
-	r.Devices = len(devs)
 	for _, d := range devs {
+		if d.IsDeleted() {
+			continue
+		}
+		r.Devices++
 		if d.LastSeen.After(r.NewestLastSeen) {
 			r.NewestLastSeen, r.NewestDevice = d.LastSeen, d.Device
 		}

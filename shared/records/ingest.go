@@ -43,6 +43,12 @@ type DeviceItem struct {
 	LabelsAt time.Time `dynamodbav:"labelsAt,omitzero"`
 }
 
+// IsDeleted reports whether the device's latest lifecycle event is a
+// deletion: a device created again after it was deleted is active.
+func (d DeviceState) IsDeleted() bool {
+	return !d.Deleted.IsZero() && !d.Deleted.Before(d.Created)
+}
+
 // FileItem is a device file (records.File): its content inline when small,
 // else a pointer to the content-addressed object s3keys.DeviceFile names.
 type FileItem struct {

@@ -64,3 +64,22 @@ func TestCheckNames(t *testing.T) {
 		t.Error("bad device accepted")
 	}
 }
+
+func TestIsDeleted(t *testing.T) {
+	t0 := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		created, deleted time.Time
+		want             bool
+	}{
+		{t0, time.Time{}, false},
+		{t0, t0.Add(time.Minute), true},
+		{t0.Add(time.Hour), t0, false}, // created again after the deletion
+		{time.Time{}, t0, true},        // deleted, never seen created
+		{t0, t0, true},                 // same instant: the deletion wins
+	} {
+		d := records.DeviceState{Created: c.created, Deleted: c.deleted}
+		if got := d.IsDeleted(); got != c.want {
+			t.Errorf("created %v deleted %v: IsDeleted %v, want %v", c.created, c.deleted, got, c.want)
+		}
+	}
+}
