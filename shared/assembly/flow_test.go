@@ -304,9 +304,21 @@ func TestInvalidInBatch(t *testing.T) {
 		bodies = append(bodies, string(b))
 	}
 	bodies = append(bodies, "not json", fleetConfig(t, 1, "fleet"))
-	resp, err := e.changeH.Handle(t.Context(), sqsEvent(bodies...))
-	if err != nil || len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("batch with invalid messages: %v, failures %v", err, resp.BatchItemFailures)
+	ev := sqsEvent(bodies...)
+	resp, err := e.changeH.Handle(t.Context(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every invalid message is reported failed (it goes on to the dead-letter
+	// queue), and only those: the first and last are valid.
+	failed := map[string]bool{}
+	for _, f := range resp.BatchItemFailures {
+		failed[f.ItemIdentifier] = true
+	}
+	for i, r := range ev.Records {
+		if want := i != 0 && i != len(ev.Records)-1; failed[r.MessageId] != want {
+			t.Errorf("message %d (%.60s): failed %v, want %v", i, r.Body, failed[r.MessageId], want)
+		}
 	}
 	e.requests()
 	if cfg, _ := e.config("sat-a"); cfg.Factory["app.env"].Value != "fleet" {

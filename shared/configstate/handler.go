@@ -48,9 +48,12 @@ func NewHandler(view View, sched Scheduler, log *slog.Logger) *Handler {
 
 // Handle processes an SQS batch of change events, one message each, and
 // reports the records to retry:
-//   - a message change.Parse refuses is logged with its code and
-//     acknowledged: the same bytes can never parse, so a retry would only
-//     loop it into the dead-letter queue and delay the valid ones behind it;
+//   - a message change.Parse refuses is logged with its code and reported
+//     failed: it cannot succeed, but acknowledging it would keep it only in
+//     a log line. Failed, it goes to the dead-letter queue after the queue's
+//     receive count, where it is kept 14 days and raises the DLQ alarm, so
+//     the publisher's bug is seen and the message can be inspected. The
+//     valid messages of its batch are not held back: only it is retried;
 //   - a stale event (the view holds a newer version) is logged and
 //     acknowledged;
 //   - a failure to read, write or schedule fails that record only, and SQS
@@ -76,8 +79,9 @@ func (h *Handler) handle(ctx context.Context, rec events.SQSMessage) error {
 		if bad := (*change.Error)(nil); errors.As(err, &bad) {
 			code, reason = bad.Code, bad.Detail
 		}
-		log.WarnContext(ctx, "change event rejected", "code", string(code), "reason", reason, "size", len(rec.Body))
-		return nil
+		log.WarnContext(ctx, "change event rejected; it goes to the dead-letter queue", "code", string(code), "reason", reason,
+			"size", len(rec.Body), "receiveCount", rec.Attributes["ApproximateReceiveCount"])
+		return fmt.Errorf("rejected: %w", err)
 	}
 	log = log.With("factory", e.Factory, "kind", string(e.Kind), "scope", e.Scope.Key(), "version", e.Version, "deleted", e.Deleted)
 	res, sats, err := h.Process(ctx, e)

@@ -119,7 +119,8 @@ func TestFanOutByScope(t *testing.T) {
 }
 
 // What happens to each kind of record in a batch: invalid ones are
-// acknowledged (not retried), stale ones acknowledged without fan-out,
+// reported failed (so they end in the dead-letter queue, not only in a log),
+// stale ones acknowledged without fan-out,
 // duplicates fan out again, and a transient failure (of the write or of
 // the scheduling) fails only its own record.
 func TestHandleOutcomes(t *testing.T) {
@@ -147,8 +148,12 @@ func TestHandleOutcomes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != ev.Records[4].MessageId {
-		t.Fatalf("failures %v, want only the transient one", resp.BatchItemFailures)
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	if want := []string{ev.Records[1].MessageId, ev.Records[2].MessageId, ev.Records[4].MessageId}; !slices.Equal(failed, want) {
+		t.Fatalf("failures %v, want the two invalid ones and the transient one %v", failed, want)
 	}
 	// Stale (v1): nothing; duplicate (v2) and applied (v4): scheduled.
 	if !slices.Equal(sched.scheduled, []string{"sat-a", "sat-a"}) {
