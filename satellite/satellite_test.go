@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/satellite-gateway/gateway/satellite/internal/fakegateway"
-	"github.com/satellite-gateway/gateway/satellite/internal/testpki"
 	"github.com/satellite-gateway/gateway/satellite/spool"
+	"github.com/satellite-gateway/gateway/shared/devcerts"
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
 )
 
@@ -130,9 +130,9 @@ func TestSyncSpoolsEveryKindOfChange(t *testing.T) {
 
 func TestConfigPrecedenceFileEnvFlags(t *testing.T) {
 	dir := t.TempDir()
-	ca, _ := testpki.NewCA("acme")
-	leaf, _ := ca.Satellite("sat-7", "acme", "dg-satellite")
-	cert, key, caf, _ := testpki.WriteFiles(dir, leaf, ca)
+	ca, _ := devcerts.NewCA("acme", 24*time.Hour)
+	leaf, _ := ca.Satellite("acme", "sat-7")
+	cert, key, caf, _ := leaf.WriteFilesWithCA(dir, "satellite", ca)
 	file := filepath.Join(dir, "satellite.json")
 	os.WriteFile(file, []byte(`{"gateway-url": "https://file", "cert": "`+cert+`", "key": "`+key+`", "ca": "`+caf+`", "batch-age": "1m", "poll-interval": "30s"}`), 0o600)
 	var c Config

@@ -11,14 +11,14 @@ import (
 
 	"github.com/satellite-gateway/gateway/satellite/gwclient"
 	"github.com/satellite-gateway/gateway/satellite/internal/fakegateway"
-	"github.com/satellite-gateway/gateway/satellite/internal/testpki"
+	"github.com/satellite-gateway/gateway/shared/devcerts"
 	"github.com/satellite-gateway/gateway/shared/wire/gatewayapi"
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
 )
 
-func clientFromFiles(t *testing.T, gw *fakegateway.Server, leaf *testpki.Leaf) *gwclient.Client {
+func clientFromFiles(t *testing.T, gw *fakegateway.Server, leaf *devcerts.Issued) *gwclient.Client {
 	t.Helper()
-	cert, key, ca, err := testpki.WriteFiles(t.TempDir(), leaf, gw.CA)
+	cert, key, ca, err := leaf.WriteFilesWithCA(t.TempDir(), "satellite", gw.CA)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,15 +65,15 @@ func TestMTLSFromFilesAndRefusals(t *testing.T) {
 	}
 
 	// A device certificate from the same CA is not a satellite.
-	dev, _ := gw.CA.Satellite("6f1c2a9e-0000-4000-8000-000000000001", "acme", "production")
+	dev, _ := gw.CA.Client("acme", "6f1c2a9e-0000-4000-8000-000000000001", devcerts.ClientOptions{Category: "production"})
 	_, err = clientFromFiles(t, gw, dev).Updates(ctx, "")
 	if !errors.As(err, &he) || he.Status != http.StatusForbidden || he.API.Code != gatewayapi.CodeNotSatellite {
 		t.Fatalf("device certificate: %v", err)
 	}
 	// A certificate from another CA fails the handshake.
-	other, _ := testpki.NewCA("other")
-	stranger, _ := other.Satellite("sat-1", "acme", "dg-satellite")
-	tc := &tls.Config{Certificates: []tls.Certificate{stranger.TLS}, RootCAs: gw.CA.Pool(), MinVersion: tls.VersionTLS12}
+	other, _ := devcerts.NewCA("other", 24*time.Hour)
+	stranger, _ := other.Satellite("acme", "sat-1")
+	tc := &tls.Config{Certificates: []tls.Certificate{stranger.TLS()}, RootCAs: gw.CA.Pool(), MinVersion: tls.VersionTLS12}
 	sc, _ := gwclient.New(gw.API.URL, gwclient.NewAPIHTTPClient(tc, 5*time.Second), gwclient.NewPlainHTTPClient())
 	if _, err := sc.Updates(ctx, ""); err == nil {
 		t.Fatal("a certificate of an unknown CA was accepted")

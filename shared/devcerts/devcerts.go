@@ -76,6 +76,21 @@ func (ca *CA) WriteFiles(dir, name string) (certFile, keyFile string, err error)
 	return (&Issued{Cert: ca.Cert, Key: ca.Key}).WriteFiles(dir, name)
 }
 
+// WriteCertFile writes only the CA certificate, as <name>.pem in dir: the
+// trust anchor a client or server is given, without the CA's key.
+func (ca *CA) WriteCertFile(dir, name string) (string, error) {
+	certFile := filepath.Join(dir, name+".pem")
+	return certFile, os.WriteFile(certFile, CertPEM(ca.Cert), 0o644)
+}
+
+// Pool is a certificate pool holding only this CA, for tls.Config.RootCAs
+// or ClientCAs.
+func (ca *CA) Pool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.Cert)
+	return p
+}
+
 // LoadCA reads a CA written by WriteFiles, so that a restarted local
 // process keeps trusting the certificates it issued before.
 func LoadCA(certFile, keyFile string) (*CA, error) {
@@ -214,6 +229,19 @@ func (i *Issued) WriteFiles(dir, name string) (certFile, keyFile string, err err
 		os.WriteFile(keyFile, key, 0o600),
 	)
 	return certFile, keyFile, err
+}
+
+// WriteFilesWithCA writes <name>.pem and <name>.key (mode 0600) like
+// WriteFiles, and beside them the certificate of ca (not its key) as
+// <name>-ca.pem: the three files a client configured from files needs.
+func (i *Issued) WriteFilesWithCA(dir, name string, ca *CA) (certFile, keyFile, caFile string, err error) {
+	if certFile, keyFile, err = i.WriteFiles(dir, name); err != nil {
+		return "", "", "", err
+	}
+	if caFile, err = ca.WriteCertFile(dir, name+"-ca"); err != nil {
+		return "", "", "", err
+	}
+	return certFile, keyFile, caFile, nil
 }
 
 // serial is a random 128-bit serial number, as RFC 5280 advises.

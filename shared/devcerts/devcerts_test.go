@@ -1,8 +1,11 @@
 package devcerts_test
 
 import (
+	"bytes"
+	"crypto/tls"
 	"crypto/x509"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -115,5 +118,60 @@ func TestLoadCA(t *testing.T) {
 	}
 	if _, err := devcerts.LoadCA(certFile, certFile); err == nil {
 		t.Error("a certificate accepted as a key")
+	}
+}
+
+func TestPoolAndFilesWithCA(t *testing.T) {
+	ca, err := devcerts.NewCA("acme", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sat, err := ca.Satellite("acme", "sat-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	if _, err := sat.Cert.Verify(opts); err != nil {
+		t.Errorf("Pool does not trust the CA's certificates: %v", err)
+	}
+	other, _ := devcerts.NewCA("acme", time.Hour)
+	opts.Roots = other.Pool()
+	if _, err := sat.Cert.Verify(opts); err == nil {
+		t.Error("another CA's Pool trusts the certificate")
+	}
+
+	dir := t.TempDir()
+	certFile, keyFile, caFile, err := sat.WriteFilesWithCA(dir, "satellite", ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if certFile != filepath.Join(dir, "satellite.pem") || keyFile != filepath.Join(dir, "satellite.key") || caFile != filepath.Join(dir, "satellite-ca.pem") {
+		t.Errorf("files %s %s %s", certFile, keyFile, caFile)
+	}
+	if fi, err := os.Stat(keyFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key file mode: %v %v", fi, err)
+	}
+	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil || !bytes.Equal(kp.Certificate[0], sat.Cert.Raw) {
+		t.Errorf("written key pair: %v", err)
+	}
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(b, devcerts.CertPEM(ca.Cert)) {
+		t.Error("the CA file is not the CA certificate alone")
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatal("the CA file holds no certificate")
+	}
+	opts.Roots = pool
+	if _, err := sat.Cert.Verify(opts); err != nil {
+		t.Errorf("the written CA does not verify the written leaf: %v", err)
+	}
+
+	if _, _, _, err := sat.WriteFilesWithCA(filepath.Join(dir, "missing"), "satellite", ca); err == nil {
+		t.Error("writing into a missing directory succeeded")
 	}
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/satellite-gateway/gateway/satellite"
 	"github.com/satellite-gateway/gateway/satellite/internal/fakegateway"
-	"github.com/satellite-gateway/gateway/satellite/internal/testpki"
 	"github.com/satellite-gateway/gateway/satellite/spool"
 )
 
@@ -72,7 +71,7 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(gw.Close)
 	dir := t.TempDir()
 	leaf, _ := gw.ClientCert("sat-crash")
-	cert, key, ca, err := testpki.WriteFiles(dir, leaf, gw.CA)
+	cert, key, ca, err := leaf.WriteFilesWithCA(dir, "satellite", gw.CA)
 	if err != nil {
 		t.Fatal(err)
 	}

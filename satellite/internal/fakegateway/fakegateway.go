@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/satellite-gateway/gateway/satellite/gwclient"
-	"github.com/satellite-gateway/gateway/satellite/internal/testpki"
+	"github.com/satellite-gateway/gateway/shared/devcerts"
 	"github.com/satellite-gateway/gateway/shared/wire/downlink"
 	"github.com/satellite-gateway/gateway/shared/wire/gatewayapi"
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
@@ -35,7 +35,7 @@ import (
 // Server is the fake cloud. Its fields with hooks may be set before use.
 type Server struct {
 	Factory string
-	CA      *testpki.CA
+	CA      *devcerts.CA
 
 	API *httptest.Server // mTLS
 	S3  *httptest.Server // plain HTTP, like a presigned S3 URL's host
@@ -75,11 +75,11 @@ type batch struct {
 
 // New starts both servers. Call Close when done.
 func New(factory string) (*Server, error) {
-	ca, err := testpki.NewCA(factory + "-ca")
+	ca, err := devcerts.NewCA(factory, 24*time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	srvCert, err := ca.Server()
+	srvCert, err := ca.Server("localhost", "127.0.0.1", "::1")
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func New(factory string) (*Server, error) {
 	mux.HandleFunc(gatewayapi.RouteUploadStatus, s.status)
 	mux.HandleFunc(gatewayapi.RouteUpdates, s.updates)
 	s.API = httptest.NewUnstartedServer(s.auth(mux))
-	s.API.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert.TLS}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
+	s.API.TLS = &tls.Config{Certificates: []tls.Certificate{srvCert.TLS()}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool(), MinVersion: tls.VersionTLS12}
 	s.API.Config.ErrorLog = log.New(io.Discard, "", 0) // handshake errors are the point of fault tests
 	s.API.StartTLS()
 	s3 := http.NewServeMux()
@@ -119,7 +119,7 @@ func (s *Server) Client(satellite, apiURL string) (*gwclient.Client, error) {
 	if apiURL == "" {
 		apiURL = s.API.URL
 	}
-	tc := &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, RootCAs: s.CA.Pool(), MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{Certificates: []tls.Certificate{leaf.TLS()}, RootCAs: s.CA.Pool(), MinVersion: tls.VersionTLS12}
 	return gwclient.New(apiURL, gwclient.NewAPIHTTPClient(tc, 2*time.Second), gwclient.NewPlainHTTPClient())
 }
 
@@ -129,9 +129,10 @@ func (s *Server) Close() {
 	s.S3.Close()
 }
 
-// ClientCert issues a satellite certificate from the factory CA.
-func (s *Server) ClientCert(satellite string) (*testpki.Leaf, error) {
-	return s.CA.Satellite(satellite, s.Factory, "dg-satellite")
+// ClientCert issues a satellite certificate from the factory CA: CN
+// satellite, OU the factory, businessCategory dg-satellite.
+func (s *Server) ClientCert(satellite string) (*devcerts.Issued, error) {
+	return s.CA.Satellite(s.Factory, satellite)
 }
 
 type ctxKey struct{}
@@ -168,7 +169,7 @@ func (s *Server) auth(next http.Handler) http.Handler {
 
 func category(c *x509.Certificate) string {
 	for _, n := range c.Subject.Names {
-		if n.Type.Equal(testpki.OIDBusinessCategory) {
+		if n.Type.Equal(devcerts.BusinessCategoryOID) {
 			if v, ok := n.Value.(string); ok {
 				return v
 			}
