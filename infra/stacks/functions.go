@@ -51,19 +51,20 @@ const (
 
 // DynamoDB actions, named one by one: the iam-no-wildcard policy rule refuses dynamodb:*.
 const (
-	ddbGet      = "dynamodb:GetItem"
-	ddbBatchGet = "dynamodb:BatchGetItem"
-	ddbQuery    = "dynamodb:Query"
-	ddbPut      = "dynamodb:PutItem"
-	ddbUpdate   = "dynamodb:UpdateItem"
-	ddbDelete   = "dynamodb:DeleteItem"
-	ddbBatchPut = "dynamodb:BatchWriteItem"
-	s3Get       = "s3:GetObject" // also HeadObject
-	s3Put       = "s3:PutObject"
-	s3DeleteObj = "s3:DeleteObject"
-	s3List      = "s3:ListBucket"
-	sqsSend     = "sqs:SendMessage" // also SendMessageBatch
-	s3TagObject = "s3:PutObjectTagging"
+	ddbGet        = "dynamodb:GetItem"
+	ddbBatchGet   = "dynamodb:BatchGetItem"
+	ddbQuery      = "dynamodb:Query"
+	ddbPut        = "dynamodb:PutItem"
+	ddbUpdate     = "dynamodb:UpdateItem"
+	ddbDelete     = "dynamodb:DeleteItem"
+	ddbBatchPut   = "dynamodb:BatchWriteItem"
+	s3Get         = "s3:GetObject" // also HeadObject
+	s3Put         = "s3:PutObject"
+	s3DeleteObj   = "s3:DeleteObject"
+	s3List        = "s3:ListBucket"
+	sqsSend       = "sqs:SendMessage" // also SendMessageBatch
+	s3TagObject   = "s3:PutObjectTagging"
+	s3UntagObject = "s3:DeleteObjectTagging"
 )
 
 // backend is what the functions are wired to.
@@ -154,7 +155,7 @@ func (b backend) addFunctions() map[string]*function.Function {
 	ingestFn.Allow([]string{ddbGet, ddbUpdate, ddbBatchPut}, table)
 	ingestFn.Allow([]string{s3Get, s3DeleteObj}, b.objects(s3keys.UploadsPrefix))
 	ingestFn.Allow([]string{s3Put, s3TagObject}, b.objects(s3keys.QuarantinePrefix))
-	ingestFn.Allow([]string{s3Put}, b.objects(s3keys.FilesPrefix))
+	ingestFn.Allow([]string{s3Put, s3TagObject, s3UntagObject}, b.objects(s3keys.FilesPrefix))
 	b.listUnder(ingestFn, s3keys.UploadsPrefix)
 	ingestFn.Allow([]string{sqsSend}, b.assembly.Queue().QueueArn())
 

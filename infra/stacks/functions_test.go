@@ -146,7 +146,7 @@ func TestFunctionGrants(t *testing.T) {
 			on(table, "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:UpdateItem"),
 			on(objects("uploads/"), "s3:DeleteObject", "s3:GetObject"),
 			on(objects("quarantine/"), "s3:PutObject", "s3:PutObjectTagging"),
-			on(objects("files/"), "s3:PutObject"),
+			on(objects("files/"), "s3:DeleteObjectTagging", "s3:PutObject", "s3:PutObjectTagging"),
 			[]string{list("uploads/")},
 			on("AssemblyQueue.Arn", "sqs:SendMessage"),
 		),

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/satellite-gateway/gateway/shared/records"
 	"github.com/satellite-gateway/gateway/shared/resources"
@@ -138,6 +139,7 @@ func (in *Ingester) putFile(ctx context.Context, u s3keys.UploadKey, f *fileChan
 		Set(expression.Name(records.AttrTime), expression.Value(records.SortableTime(f.time))).
 		Set(expression.Name("size"), expression.Value(f.size)).
 		Set(expression.Name("sha256"), expression.Value(f.sha256))
+	newKey := ""
 	if f.size > in.cfg.InlineMax {
 		key, err := s3keys.DeviceFile(u.Factory, f.device, f.name, f.sha256)
 		if err != nil {
@@ -149,6 +151,7 @@ func (in *Ingester) putFile(ctx context.Context, u s3keys.UploadKey, f *fileChan
 		}); err != nil {
 			return fmt.Errorf("store device file %s: %w", key, err)
 		}
+		newKey = key
 		up = up.Set(expression.Name("key"), expression.Value(key)).Remove(expression.Name("content"))
 	} else {
 		up = up.Set(expression.Name("content"), expression.Value(content)).Remove(expression.Name("key"))
@@ -156,9 +159,74 @@ func (in *Ingester) putFile(ctx context.Context, u s3keys.UploadKey, f *fileChan
 	// An equal time rewrites: that is this same file, redelivered.
 	cond := expression.AttributeNotExists(expression.Name(records.AttrTime)).
 		Or(expression.Name(records.AttrTime).LessThanEqual(expression.Value(records.SortableTime(f.time))))
-	_, err := in.update(ctx, records.File(u.Factory, f.device, f.name), up, &cond, nil)
-	if err != nil && !isConditionFailed(err) {
+	out, err := in.update(ctx, records.File(u.Factory, f.device, f.name), up, &cond, func(in *dynamodb.UpdateItemInput) {
+		in.ReturnValues = types.ReturnValueUpdatedOld
+	})
+	if isConditionFailed(err) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("write file %s of %s: %w", f.name, f.device, err)
+	}
+	return in.supersede(ctx, records.File(u.Factory, f.device, f.name), out.Attributes, newKey)
+}
+
+// supersede tags the object the file item pointed at before, if it was
+// another one, so the bucket's lifecycle rule expires it: content-addressed
+// keys are never overwritten, and without the tag every superseded version
+// of a large file would stay forever.
+//
+// Concurrent batches may move the pointer back and forth between the same
+// contents, so a tag can race a writer that makes the tagged object current
+// again. Two rules keep a current object untagged: a writer untags its own
+// new object after its pointer update (a tag that landed between its
+// PutObject and its update is undone), and a tagger re-reads the pointer
+// after tagging and untags if the object is current (a tag that landed after
+// the other writer's untag is undone). A crash between the update and the
+// tag leaves one old object untagged: a leak, never a loss.
+func (in *Ingester) supersede(ctx context.Context, file records.Key, old map[string]types.AttributeValue, newKey string) error {
+	if newKey != "" {
+		if err := in.tag(ctx, newKey, false); err != nil {
+			return err
+		}
+	}
+	prev, _ := old["key"].(*types.AttributeValueMemberS)
+	if prev == nil || prev.Value == newKey {
+		return nil
+	}
+	if err := in.tag(ctx, prev.Value, true); err != nil {
+		return err
+	}
+	out, err := in.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(in.cfg.Table), Key: file.Item(), ConsistentRead: aws.Bool(true),
+		ProjectionExpression: aws.String("#k"), ExpressionAttributeNames: map[string]string{"#k": "key"},
+	})
+	if err != nil {
+		return fmt.Errorf("check device file pointer: %w", err)
+	}
+	if cur, _ := out.Item["key"].(*types.AttributeValueMemberS); cur != nil && cur.Value == prev.Value {
+		return in.tag(ctx, prev.Value, false)
+	}
+	return nil
+}
+
+// tag marks key superseded, or clears its tags. A missing object needs
+// neither.
+func (in *Ingester) tag(ctx context.Context, key string, superseded bool) error {
+	var err error
+	if superseded {
+		_, err = in.s3.PutObjectTagging(ctx, &s3.PutObjectTaggingInput{
+			Bucket: aws.String(in.cfg.Bucket), Key: aws.String(key),
+			Tagging: &s3types.Tagging{TagSet: []s3types.Tag{{
+				Key: aws.String(s3keys.SupersededTagKey), Value: aws.String(s3keys.SupersededTagValue),
+			}}},
+		})
+	} else {
+		_, err = in.s3.DeleteObjectTagging(ctx, &s3.DeleteObjectTaggingInput{Bucket: aws.String(in.cfg.Bucket), Key: aws.String(key)})
+	}
+	var missing *s3types.NoSuchKey
+	if err != nil && !errors.As(err, &missing) {
+		return fmt.Errorf("tag device file %s (superseded %v): %w", key, superseded, err)
 	}
 	return nil
 }

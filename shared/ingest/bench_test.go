@@ -150,6 +150,14 @@ func (m *memS3) DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3
 	return &s3.DeleteObjectOutput{}, nil
 }
 
+func (m *memS3) PutObjectTagging(context.Context, *s3.PutObjectTaggingInput, ...func(*s3.Options)) (*s3.PutObjectTaggingOutput, error) {
+	return &s3.PutObjectTaggingOutput{}, nil
+}
+
+func (m *memS3) DeleteObjectTagging(context.Context, *s3.DeleteObjectTaggingInput, ...func(*s3.Options)) (*s3.DeleteObjectTaggingOutput, error) {
+	return &s3.DeleteObjectTaggingOutput{}, nil
+}
+
 // nullTable accepts every write and holds nothing.
 type nullTable struct{}
 

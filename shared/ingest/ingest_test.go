@@ -27,6 +27,7 @@ import (
 	"github.com/satellite-gateway/gateway/shared/records"
 	"github.com/satellite-gateway/gateway/shared/resources"
 	"github.com/satellite-gateway/gateway/shared/s3event"
+	"github.com/satellite-gateway/gateway/shared/s3keys"
 	"github.com/satellite-gateway/gateway/shared/wire/gatewayapi"
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
 )
@@ -514,4 +515,56 @@ func numberAttr(item map[string]types.AttributeValue, name string) (int64, bool)
 	}
 	v, err := strconv.ParseInt(n.Value, 10, 64)
 	return v, err == nil
+}
+
+// TestSupersededFilesAreTagged: a large device file replaced by a newer
+// version has its old content-addressed object tagged for the lifecycle
+// rule; the current object is not, and a redelivery tags nothing more. A
+// device going back to content it had before gets that object untagged
+// again, because it is written anew.
+func TestSupersededFilesAreTagged(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	in := e.ingester(nil, nil)
+	v1 := bytes.Repeat([]byte("1"), 40<<10)
+	v2 := bytes.Repeat([]byte("2"), 40<<10)
+	ingestFile := func(seq uint64, at time.Time, content []byte) string {
+		t.Helper()
+		b := newBatch(sat, seq)
+		b.add(&uplink.CheckIn{Device: devA, Time: at})
+		b.file(devA, "apps-states", content)
+		b.add(&uplink.PutFile{Device: devA, Name: "apps-states", Attachment: uplink.AttachmentName(devA, "apps-states"), Time: at})
+		e.put(b.key(), b.tarball(t))
+		handle(t, in, e.receive(1))
+		var f records.FileItem
+		if !e.get(e.table, records.File(factory, devA, "apps-states"), &f) || f.Key == "" {
+			t.Fatalf("file item after batch %d: %+v", seq, f)
+		}
+		return f.Key
+	}
+	tagged := func(key string) bool {
+		t.Helper()
+		out, err := e.clients.S3.GetObjectTagging(t.Context(), &s3.GetObjectTaggingInput{Bucket: aws.String(e.bucket), Key: aws.String(key)})
+		if err != nil {
+			t.Fatalf("tags of %s: %v", key, err)
+		}
+		for _, tag := range out.TagSet {
+			if aws.ToString(tag.Key) == s3keys.SupersededTagKey && aws.ToString(tag.Value) == s3keys.SupersededTagValue {
+				return true
+			}
+		}
+		return false
+	}
+	k1 := ingestFile(1, t0, v1)
+	if tagged(k1) {
+		t.Fatal("the only version is tagged superseded")
+	}
+	k2 := ingestFile(2, t0.Add(time.Minute), v2)
+	if k1 == k2 || !tagged(k1) || tagged(k2) {
+		t.Fatalf("after a new version: old %s tagged %v, new %s tagged %v", k1, tagged(k1), k2, tagged(k2))
+	}
+	k3 := ingestFile(3, t0.Add(2*time.Minute), v1)
+	if k3 != k1 || tagged(k1) || !tagged(k2) {
+		t.Fatalf("back to the first content: %s tagged %v, %s tagged %v", k1, tagged(k1), k2, tagged(k2))
+	}
 }

@@ -99,6 +99,15 @@ func check(factory, satellite string) error {
 	return nil
 }
 
+// The tag that marks a device file object no longer pointed at: ingest sets
+// it on the old object when the file item moves to new content, and a
+// lifecycle rule expires tagged objects after a grace period. Ingest clears
+// it from an object the item points at again (see ingest's supersede).
+const (
+	SupersededTagKey   = "superseded"
+	SupersededTagValue = "true"
+)
+
 // DeviceFile is the content-addressed key of a device file (a put-file
 // attachment) too large for its table item, which then points here. The
 // content's sha256 (hex) ends the key, so a redelivered batch rewrites the

@@ -10,6 +10,7 @@ package storage
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -42,6 +43,9 @@ const (
 	// noncurrentDays drops the versions that expiry leaves behind after a day: the current
 	// version's expiry already decided they are no longer wanted.
 	noncurrentDays = 1
+	// supersededDays keeps an object its writer marked superseded for a week: a satellite or
+	// an operator that read the pointer just before the switch can still fetch it.
+	supersededDays = 7
 	// abortMultipartDays: a satellite's upload that died half-way is retried from scratch, so
 	// its parts (billed, invisible in listings) are useless after a day.
 	abortMultipartDays = 1
@@ -174,7 +178,7 @@ func (p Props) validate() error {
 
 func lifecycleRules(p Props) *[]*awss3.LifecycleRule {
 	days := func(n int) awscdk.Duration { return awscdk.Duration_Days(jsii.Number(n)) }
-	return &[]*awss3.LifecycleRule{
+	rules := []*awss3.LifecycleRule{
 		{
 			Id:                                  jsii.String("abort-incomplete-multipart-uploads"),
 			AbortIncompleteMultipartUploadAfter: days(abortMultipartDays),
@@ -195,9 +199,26 @@ func lifecycleRules(p Props) *[]*awss3.LifecycleRule {
 			NoncurrentVersionExpiration: days(noncurrentDays),
 		},
 		{
-			Id:                          jsii.String("expire-superseded-updates"),
+			Id:                          jsii.String("expire-noncurrent-updates"),
 			Prefix:                      jsii.String(s3keys.UpdatesPrefix),
 			NoncurrentVersionExpiration: days(updatesNoncurrentDays),
 		},
 	}
+	// Large device files are content-addressed and never overwritten: ingest tags the object a
+	// file item stopped pointing at, and this rule expires it after a grace period long enough
+	// for a read that started before the switch. (Old downlink tarballs are not tagged: they
+	// are a few KB per change, and a tag racing a satellite's return to an earlier state would
+	// expire its current tarball.)
+	for _, prefix := range []string{s3keys.FilesPrefix} {
+		rules = append(rules, &awss3.LifecycleRule{
+			Id:     jsii.String("expire-superseded-" + strings.TrimSuffix(prefix, "/") + "-objects"),
+			Prefix: jsii.String(prefix),
+			TagFilters: &map[string]any{
+				s3keys.SupersededTagKey: s3keys.SupersededTagValue,
+			},
+			Expiration:                  days(supersededDays),
+			NoncurrentVersionExpiration: days(noncurrentDays),
+		})
+	}
+	return &rules
 }

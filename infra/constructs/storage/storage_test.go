@@ -104,10 +104,17 @@ func TestLifecycleRules(t *testing.T) {
 							"NoncurrentVersionExpiration": obj{"NoncurrentDays": 1},
 						},
 						obj{
-							"Id": "expire-superseded-updates", "Status": "Enabled", "Prefix": s3keys.UpdatesPrefix,
+							"Id": "expire-noncurrent-updates", "Status": "Enabled", "Prefix": s3keys.UpdatesPrefix,
 							// The current update tarball must never expire.
 							"ExpirationInDays":            assertions.Match_Absent(),
 							"NoncurrentVersionExpiration": obj{"NoncurrentDays": 7},
+						},
+						// Only device files ingest tagged superseded expire under files/.
+						obj{
+							"Id": "expire-superseded-files-objects", "Status": "Enabled", "Prefix": s3keys.FilesPrefix,
+							"TagFilters":                  arr{obj{"Key": s3keys.SupersededTagKey, "Value": s3keys.SupersededTagValue}},
+							"ExpirationInDays":            7,
+							"NoncurrentVersionExpiration": obj{"NoncurrentDays": 1},
 						},
 					})},
 				})
