@@ -3,10 +3,7 @@ package configstate
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
@@ -28,13 +25,6 @@ type Snapshot struct {
 	Config              downlink.Config
 	TUF                 downlink.TUF
 }
-
-// maxBatchGet is DynamoDB's limit of keys per BatchGetItem.
-const maxBatchGet = 100
-
-// batchGetAttempts bounds the retries of keys DynamoDB left unprocessed
-// (throttling); the SDK already retries whole requests.
-const batchGetAttempts = 8
 
 // Snapshot reads satellite's share of the view: its registry entry and
 // followed tags, the fleet config, one GSI1 Query for the devices attached
@@ -147,61 +137,13 @@ func (s *Store) served(ctx context.Context, factory, satellite string) (devices,
 	return devices, groups, nil
 }
 
-// batchGet reads keys consistently, in requests of maxBatchGet, retrying
-// unprocessed keys with backoff. Missing items are absent from the map.
+// batchGet reads keys consistently. Missing items are absent from the map.
 func (s *Store) batchGet(ctx context.Context, keys []records.Key) (map[records.Key]map[string]types.AttributeValue, error) {
-	out := make(map[records.Key]map[string]types.AttributeValue, len(keys))
-	for chunk := range slices.Chunk(keys, maxBatchGet) {
-		req := make([]map[string]types.AttributeValue, len(chunk))
-		for i, k := range chunk {
-			req[i] = k.Item()
-		}
-		pending := map[string]types.KeysAndAttributes{s.table: {Keys: req, ConsistentRead: aws.Bool(true)}}
-		for attempt := 0; len(pending) > 0; attempt++ {
-			if attempt == batchGetAttempts {
-				return nil, fmt.Errorf("configstate: %d keys still unprocessed after %d attempts", len(pending[s.table].Keys), attempt)
-			}
-			if attempt > 0 {
-				if err := s.pause(ctx, attempt); err != nil {
-					return nil, err
-				}
-			}
-			res, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
-			if err != nil {
-				return nil, fmt.Errorf("configstate: batch get: %w", err)
-			}
-			for _, item := range res.Responses[s.table] {
-				out[keyOf(item)] = item
-			}
-			pending = res.UnprocessedKeys
-		}
+	out, err := records.GetAll(ctx, s.db, s.table, keys, true)
+	if err != nil {
+		return nil, fmt.Errorf("configstate: %w", err)
 	}
 	return out, nil
-}
-
-func keyOf(item map[string]types.AttributeValue) records.Key {
-	var k records.Key
-	if v, ok := item[resources.PartitionKey].(*types.AttributeValueMemberS); ok {
-		k.PK = v.Value
-	}
-	if v, ok := item[resources.SortKey].(*types.AttributeValueMemberS); ok {
-		k.SK = v.Value
-	}
-	return k
-}
-
-// backoff waits a jittered, growing pause, honouring ctx.
-func backoff(ctx context.Context, attempt int) error {
-	d := time.Duration(25<<min(attempt, 6)) * time.Millisecond
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 func viewItem(raw map[string]types.AttributeValue) (*records.ViewItem, error) {

@@ -43,13 +43,11 @@ type Store struct {
 	db    DB
 	table string
 	now   func() time.Time
-	// pause waits between BatchGetItem retries of unprocessed keys.
-	pause func(ctx context.Context, attempt int) error
 }
 
 // NewStore returns a Store on table.
 func NewStore(db DB, table string) *Store {
-	return &Store{db: db, table: table, now: time.Now, pause: backoff}
+	return &Store{db: db, table: table, now: time.Now}
 }
 
 // Outcome is what applying an event did.

@@ -100,56 +100,20 @@ func (c *Client) Devices(ctx context.Context, factory, satellite string, limit i
 	return page, nil
 }
 
-// maxBatchGet is BatchGetItem's limit of keys per request.
-const maxBatchGet = 100
-
 // getAll reads the table items named by the keys of index items, in their
-// order, retrying what DynamoDB leaves unprocessed. An item deleted since
-// the index listed it is left out.
+// order. An item deleted since the index listed it is left out.
 func (c *Client) getAll(ctx context.Context, index []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
-	key := func(item map[string]types.AttributeValue) (records.Key, map[string]types.AttributeValue) {
-		pk, _ := item[resources.PartitionKey].(*types.AttributeValueMemberS)
-		sk, _ := item[resources.SortKey].(*types.AttributeValueMemberS)
-		if pk == nil || sk == nil {
-			return records.Key{}, nil
-		}
-		k := records.Key{PK: pk.Value, SK: sk.Value}
-		return k, k.Item()
+	keys := make([]records.Key, len(index))
+	for i, item := range index {
+		keys[i] = records.KeyOf(item)
 	}
-	found := map[records.Key]map[string]types.AttributeValue{}
-	for start := 0; start < len(index); start += maxBatchGet {
-		var keys []map[string]types.AttributeValue
-		for _, item := range index[start:min(start+maxBatchGet, len(index))] {
-			if _, k := key(item); k != nil {
-				keys = append(keys, k)
-			}
-		}
-		pending := map[string]types.KeysAndAttributes{c.table: {Keys: keys}}
-		for attempt := 0; len(pending[c.table].Keys) > 0; attempt++ {
-			if attempt == 8 {
-				return nil, fmt.Errorf("%d keys still unprocessed after %d attempts", len(pending[c.table].Keys), attempt)
-			}
-			if attempt > 0 {
-				select {
-				case <-ctx.Done():
-					return nil, ctx.Err()
-				case <-time.After(time.Duration(50<<attempt) * time.Millisecond):
-				}
-			}
-			out, err := c.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: pending})
-			if err != nil {
-				return nil, err
-			}
-			for _, item := range out.Responses[c.table] {
-				k, _ := key(item)
-				found[k] = item
-			}
-			pending = map[string]types.KeysAndAttributes{c.table: out.UnprocessedKeys[c.table]}
-		}
+	found, err := records.GetAll(ctx, c.db, c.table, keys, false)
+	if err != nil {
+		return nil, err
 	}
-	items := make([]map[string]types.AttributeValue, 0, len(index))
-	for _, item := range index {
-		if k, _ := key(item); found[k] != nil {
+	items := make([]map[string]types.AttributeValue, 0, len(keys))
+	for _, k := range keys {
+		if found[k] != nil {
 			items = append(items, found[k])
 		}
 	}

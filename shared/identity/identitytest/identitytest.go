@@ -29,7 +29,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/satellite-gateway/gateway/shared/records"
-	"github.com/satellite-gateway/gateway/shared/resources"
 )
 
 var oidBusinessCategory = asn1.ObjectIdentifier{2, 5, 4, 15}
@@ -265,7 +264,7 @@ func (it *Items) Put(t testing.TB, key records.Key, v any) {
 func (it *Items) PutItem(item map[string]types.AttributeValue) {
 	it.mu.Lock()
 	defer it.mu.Unlock()
-	it.m[keyOf(item)] = item
+	it.m[records.KeyOf(item)] = item
 }
 
 // Get returns the raw item under key, or nil.
@@ -277,7 +276,7 @@ func (it *Items) Get(key records.Key) map[string]types.AttributeValue {
 
 // GetItem answers a GetItem call.
 func (it *Items) GetItem(_ context.Context, in *dynamodb.GetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	return &dynamodb.GetItemOutput{Item: it.Get(keyOf(in.Key))}, nil
+	return &dynamodb.GetItemOutput{Item: it.Get(records.KeyOf(in.Key))}, nil
 }
 
 // Query answers a Query whose key condition is "#pk = :pk" (how the
@@ -335,14 +334,4 @@ func (d *DB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, _ ...func(*
 // Query calls QueryFunc.
 func (d *DB) Query(ctx context.Context, in *dynamodb.QueryInput, _ ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	return d.QueryFunc(ctx, in)
-}
-
-func keyOf(item map[string]types.AttributeValue) records.Key {
-	s := func(name string) string {
-		if v, ok := item[name].(*types.AttributeValueMemberS); ok {
-			return v.Value
-		}
-		return ""
-	}
-	return records.Key{PK: s(resources.PartitionKey), SK: s(resources.SortKey)}
 }
