@@ -11,8 +11,8 @@ import (
 
 	"github.com/oklog/ulid/v2"
 
-	"github.com/satellite-gateway/gateway/satellite/backoff"
 	"github.com/satellite-gateway/gateway/satellite/internal/fsutil"
+	"github.com/satellite-gateway/gateway/shared/backoff"
 	"github.com/satellite-gateway/gateway/shared/wire/safetar"
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
 )

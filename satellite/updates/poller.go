@@ -15,8 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/satellite-gateway/gateway/satellite/backoff"
 	"github.com/satellite-gateway/gateway/satellite/gwclient"
+	"github.com/satellite-gateway/gateway/shared/backoff"
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
 )
 

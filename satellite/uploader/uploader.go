@@ -20,9 +20,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/satellite-gateway/gateway/satellite/backoff"
 	"github.com/satellite-gateway/gateway/satellite/gwclient"
 	"github.com/satellite-gateway/gateway/satellite/spool"
+	"github.com/satellite-gateway/gateway/shared/backoff"
 	"github.com/satellite-gateway/gateway/shared/wire/gatewayapi"
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
 )

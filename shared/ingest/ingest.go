@@ -34,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/satellite-gateway/gateway/shared/backoff"
 	"github.com/satellite-gateway/gateway/shared/s3event"
 	"github.com/satellite-gateway/gateway/shared/s3keys"
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
@@ -142,7 +143,7 @@ func New(objects ObjectStore, table Table, cfg Config) (*Ingester, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Ingester{cfg: cfg, s3: objects, db: table, log: log, sleep: sleepCtx}, nil
+	return &Ingester{cfg: cfg, s3: objects, db: table, log: log, sleep: backoff.Sleep}, nil
 }
 
 // Handle processes one SQS batch of S3 notifications and reports the

@@ -272,9 +272,10 @@ func TestBatchWriterGivesUp(t *testing.T) {
 
 // TestBackoffBounded: jittered, positive, and never above 5 s.
 func TestBackoffBounded(t *testing.T) {
+	b := writeBackoff(nil)
 	for attempt := range 20 {
-		if d := backoff(attempt); d <= 0 || d > 5*time.Second+time.Millisecond {
-			t.Errorf("backoff(%d) = %v", attempt, d)
+		if d := b.Next(); d <= 0 || d > 5*time.Second+time.Millisecond {
+			t.Errorf("attempt %d: pause %v", attempt, d)
 		}
 	}
 }

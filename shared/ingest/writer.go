@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/satellite-gateway/gateway/shared/backoff"
 	"github.com/satellite-gateway/gateway/shared/records"
 	"github.com/satellite-gateway/gateway/shared/resources"
 )
@@ -152,6 +152,7 @@ func requestKey(req types.WriteRequest) string {
 // jittered exponential backoff.
 func (w *batchWriter) flush(reqs []types.WriteRequest) error {
 	pending := map[string][]types.WriteRequest{w.table: append([]types.WriteRequest(nil), reqs...)}
+	pause := writeBackoff(w.sleep)
 	for attempt := 0; ; attempt++ {
 		out, err := w.db.BatchWriteItem(w.ctx, &dynamodb.BatchWriteItemInput{RequestItems: pending})
 		if err != nil {
@@ -164,30 +165,18 @@ func (w *batchWriter) flush(reqs []types.WriteRequest) error {
 		if attempt+1 >= maxUnprocessedAttempts {
 			return fmt.Errorf("batch write: %d items still unprocessed after %d attempts", len(left), attempt+1)
 		}
-		if err := w.sleep(w.ctx, backoff(attempt)); err != nil {
+		if err := pause.Wait(w.ctx); err != nil {
 			return err
 		}
 		pending = map[string][]types.WriteRequest{w.table: left}
 	}
 }
 
-// backoff is full jitter over an exponential ceiling (50 ms doubling to
-// 5 s): throttled writers spread out instead of retrying in step.
-func backoff(attempt int) time.Duration {
-	ceiling := 50 * time.Millisecond << min(attempt, 7)
-	ceiling = min(ceiling, 5*time.Second)
-	return time.Duration(rand.Int64N(int64(ceiling))) + time.Millisecond
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// writeBackoff paces the retries of unprocessed writes: jittered, from
+// 50 ms doubling to 5 s, so throttled writers spread out instead of retrying
+// in step. sleep waits (tests inject one that does not).
+func writeBackoff(sleep func(context.Context, time.Duration) error) *backoff.Backoff {
+	return &backoff.Backoff{Min: 50 * time.Millisecond, Max: 5 * time.Second, Sleep: sleep}
 }
 
 // group runs functions with bounded concurrency and keeps the first error.

@@ -3,7 +3,6 @@ package records
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/satellite-gateway/gateway/shared/backoff"
 	"github.com/satellite-gateway/gateway/shared/resources"
 )
 
@@ -28,6 +28,12 @@ const maxBatchGet = 100
 // (throttling): enough to ride out a burst, few enough that a caller's
 // timeout is not spent here.
 const batchGetAttempts = 8
+
+// The pauses between those retries: from 25 ms, doubling to 1.6 s.
+const (
+	batchGetMinPause = 25 * time.Millisecond
+	batchGetMaxPause = 1600 * time.Millisecond
+)
 
 // KeyOf is the primary key of an item (a table item, or an index item, which
 // carries the table's keys too).
@@ -54,12 +60,13 @@ func GetAll(ctx context.Context, db BatchGetter, table string, keys []Key, consi
 			req[i] = k.Item()
 		}
 		pending := map[string]types.KeysAndAttributes{table: {Keys: req, ConsistentRead: aws.Bool(consistent)}}
+		pause := backoff.Backoff{Min: batchGetMinPause, Max: batchGetMaxPause}
 		for attempt := 0; len(pending) > 0; attempt++ {
 			if attempt == batchGetAttempts {
 				return nil, fmt.Errorf("records: %d keys still unprocessed after %d attempts", len(pending[table].Keys), attempt)
 			}
 			if attempt > 0 {
-				if err := pause(ctx, attempt); err != nil {
+				if err := pause.Wait(ctx); err != nil {
 					return nil, err
 				}
 			}
@@ -74,18 +81,4 @@ func GetAll(ctx context.Context, db BatchGetter, table string, keys []Key, consi
 		}
 	}
 	return out, nil
-}
-
-// pause waits a jittered, growing time, honouring ctx.
-func pause(ctx context.Context, attempt int) error {
-	d := time.Duration(25<<min(attempt, 6)) * time.Millisecond
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -1,7 +1,9 @@
-// Package backoff is the satellite's retry pacing: exponential growth with
+// Package backoff is the project's retry pacing: exponential growth with
 // full jitter, capped, and a sleep that honours its context, in the manner of
-// tailscale's logtail. A fleet of satellites that lost the network together
-// must not come back in lock-step, so every wait is randomised.
+// tailscale's logtail. A fleet of satellites that lost the network together,
+// or Lambdas throttled by the same table, must not come back in lock-step, so
+// every wait is randomised. The satellite's loops and the functions' DynamoDB
+// retries (shared/records, shared/ingest) use it.
 package backoff
 
 import (
