@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -161,6 +162,64 @@ func TestScheduleSendDown(t *testing.T) {
 	s, _ := NewScheduler(db, q, SchedulerConfig{Table: "t", QueueURL: "u"})
 	if err := s.Schedule(t.Context(), "acme", "sat-a", "sat-b"); err == nil || released != 2 {
 		t.Fatalf("send down: %v, released %d", err, released)
+	}
+}
+
+// Concurrent callers, as concurrent Lambda consumers are, queue one request
+// per satellite when the store's conditional write is atomic (DynamoDB's
+// is, per item): the losers of the claim send nothing.
+func TestScheduleConcurrentClaims(t *testing.T) {
+	var mu sync.Mutex
+	queued := map[string]bool{}
+	db := &fakeDB{update: func(in *dynamodb.UpdateItemInput) (*dynamodb.UpdateItemOutput, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		sat := satOf(in)
+		if aws.ToString(in.UpdateExpression) == "SET #q = :false" {
+			queued[sat] = false
+			return &dynamodb.UpdateItemOutput{}, nil
+		}
+		if queued[sat] {
+			return nil, &types.ConditionalCheckFailedException{}
+		}
+		queued[sat] = true
+		return &dynamodb.UpdateItemOutput{}, nil
+	}}
+	sent := map[string]int{}
+	q := &fakeQueue{send: func(in *sqs.SendMessageBatchInput) (*sqs.SendMessageBatchOutput, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, e := range in.Entries {
+			r, err := ParseRequest([]byte(aws.ToString(e.MessageBody)))
+			if err != nil {
+				return nil, err
+			}
+			sent[r.Satellite]++
+		}
+		return &sqs.SendMessageBatchOutput{}, nil
+	}}
+	s, err := NewScheduler(db, q, SchedulerConfig{Table: "t", QueueURL: "u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 1000)
+	for range 10 {
+		wg.Go(func() {
+			for range 100 {
+				errs <- s.Schedule(t.Context(), "acme", "sat-a", "sat-b")
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent["sat-a"] != 1 || sent["sat-b"] != 1 || len(sent) != 2 {
+		t.Fatalf("1000 concurrent calls sent %v, want one request per satellite", sent)
 	}
 }
 
