@@ -73,7 +73,7 @@ func New(cfg Config, log *slog.Logger, opt Options) (*Gateway, error) {
 		_ = sp.Close()
 		return nil, err
 	}
-	if g.Sync, err = NewSync(SyncConfig{Spool: sp, Logger: log, OnError: opt.OnError}); err != nil {
+	if g.Sync, err = NewSync(SyncConfig{Spool: sp, Limits: cfg.SpoolConfig(log).Limits, Logger: log, OnError: opt.OnError}); err != nil {
 		return fail(err)
 	}
 	uc := cfg.uploaderConfig()

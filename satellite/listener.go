@@ -12,7 +12,11 @@ package satellite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,10 +65,15 @@ type SyncConfig struct {
 	// waited for: the caller must not block.
 	Queue int
 	// OnError, if set, is called (from the writer goroutine, or from the
-	// caller for a full queue) for every change that was not spooled.
+	// caller for a change refused at once) for every change that was not
+	// spooled.
 	OnError func(Change, error)
-	Now     func() time.Time
-	Logger  *slog.Logger
+	// Limits are the spool's uplink limits (zero: the defaults). A change
+	// over them is refused when it is made, alone, rather than in the
+	// writer's group commit, where it would sink the changes queued with it.
+	Limits uplink.Limits
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // SyncStats are the listener's counters.
@@ -73,11 +82,15 @@ type SyncStats struct {
 	Spooled  int64 `json:"spooled"`
 	Invalid  int64 `json:"invalid"`  // refused by validation (bad device id, ...)
 	Overflow int64 `json:"overflow"` // refused because the queue was full
-	Failed   int64 `json:"failed"`   // refused by the spool (budget, disk error)
+	Failed   int64 `json:"failed"`   // refused by the spool (over its limits, budget, disk error) or after Run returned
 }
 
 // ErrQueueFull refuses a change when the disk cannot keep up.
 var ErrQueueFull = errors.New("change listener: queue full; the spool cannot keep up")
+
+// ErrStopped refuses a change that comes after Run returned: nothing would
+// ever write it.
+var ErrStopped = errors.New("change listener: stopped")
 
 // Sync is the gateway implementation of ChangeListener: it validates the
 // change, stamps it with an id (the time of the commit) and hands it to one
@@ -88,6 +101,11 @@ type Sync struct {
 	log   *slog.Logger
 	queue chan spool.Entry
 	stats struct{ received, spooled, invalid, overflow, failed atomic.Int64 }
+
+	// Callers queue under mu shared; Run takes it to set stopped, then
+	// writes the queue a last time, so no change is queued unseen.
+	mu      sync.RWMutex
+	stopped bool
 }
 
 // NewSync returns a Sync; call Run to start its writer.
@@ -104,6 +122,7 @@ func NewSync(cfg SyncConfig) (*Sync, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Limits = cfg.Limits.WithDefaults()
 	return &Sync{cfg: cfg, log: cfg.Logger.With("component", "listener"), queue: make(chan spool.Entry, cfg.Queue)}, nil
 }
 
@@ -114,7 +133,8 @@ func (s *Sync) Stats() SyncStats {
 }
 
 // Run writes queued changes to the spool until ctx ends, then writes what is
-// still queued (with a short grace) and returns.
+// still queued (with a short grace) and returns. Changes made after it
+// returned are refused (ErrStopped), counted as failed and reported.
 func (s *Sync) Run(ctx context.Context) error {
 	// Writes are not cut by ctx: a change taken off the queue is written
 	// whole, or it would be lost between the queue and the disk.
@@ -125,24 +145,15 @@ func (s *Sync) Run(ctx context.Context) error {
 		case e := <-s.queue:
 			batch = append(batch[:0], e)
 		case <-ctx.Done():
+			// From here on changes are refused; what was queued before
+			// is all in the queue, written now.
+			s.mu.Lock()
+			s.stopped = true
+			s.mu.Unlock()
 			grace, cancel := context.WithTimeout(wctx, 10*time.Second)
 			defer cancel()
-			for {
-				batch = batch[:0]
-				for len(batch) < cap(batch) {
-					select {
-					case e := <-s.queue:
-						batch = append(batch, e)
-						continue
-					default:
-					}
-					break
-				}
-				if len(batch) == 0 {
-					return ctx.Err()
-				}
-				s.write(grace, batch)
-			}
+			s.writeQueued(grace, batch)
+			return ctx.Err()
 		}
 	drain:
 		for len(batch) < cap(batch) {
@@ -157,16 +168,52 @@ func (s *Sync) Run(ctx context.Context) error {
 	}
 }
 
+// writeQueued writes everything queued, in groups of cap(batch).
+func (s *Sync) writeQueued(ctx context.Context, batch []spool.Entry) {
+	for {
+		batch = batch[:0]
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case e := <-s.queue:
+				batch = append(batch, e)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		s.write(ctx, batch)
+	}
+}
+
 func (s *Sync) write(ctx context.Context, batch []spool.Entry) {
 	err := s.cfg.Spool.AppendBatch(ctx, batch)
-	if err == nil {
-		s.stats.spooled.Add(int64(len(batch)))
+	stored := len(batch)
+	if pe := (*spool.PartialError)(nil); errors.As(err, &pe) {
+		stored = pe.Stored
+	} else if err != nil {
+		stored = 0
+	}
+	s.stats.spooled.Add(int64(stored))
+	rest := batch[stored:]
+	if err == nil || len(rest) == 0 {
 		return
 	}
-	s.stats.failed.Add(int64(len(batch)))
-	s.log.Error("changes not spooled", "count", len(batch), "first", batch[0].Event.ID, "err", err)
+	if len(rest) > 1 && (errors.Is(err, spool.ErrInvalid) || errors.Is(err, spool.ErrFull)) {
+		// One entry can sink its group: a reason tied to it, or a budget
+		// the others fit in (compaction frees room for check-ins). Alone,
+		// only the entries refused again are lost, each counted.
+		for i := range rest {
+			s.write(ctx, rest[i:i+1])
+		}
+		return
+	}
+	s.stats.failed.Add(int64(len(rest)))
+	s.log.Error("changes not spooled", "count", len(rest), "first", rest[0].Event.ID, "err", err)
 	if s.cfg.OnError != nil {
-		for _, e := range batch {
+		for _, e := range rest {
 			s.cfg.OnError(changeOf(e.Event), err)
 		}
 	}
@@ -194,18 +241,69 @@ func changeOf(e uplink.Event) Change {
 // enqueue never blocks: a full queue refuses the change.
 func (s *Sync) enqueue(d uplink.Details, file []byte) {
 	s.stats.received.Add(1)
-	e := uplink.Event{Type: d.EventType(), ID: uplink.NewID(s.cfg.Now()), Details: d}
+	e := uplink.Event{Type: d.EventType(), ID: uplink.NewID(s.cfg.Now()), Details: detach(d)}
 	if err := e.Validate(); err != nil {
 		s.stats.invalid.Add(1)
 		s.report(e, err)
 		return
 	}
-	select {
-	case s.queue <- spool.Entry{Event: e, File: file}:
-	default:
-		s.stats.overflow.Add(1)
-		s.report(e, ErrQueueFull)
+	if err := s.checkLimits(e, file); err != nil {
+		s.stats.failed.Add(1)
+		s.report(e, err)
+		return
 	}
+	var err error
+	s.mu.RLock()
+	if s.stopped {
+		s.stats.failed.Add(1)
+		err = ErrStopped
+	} else {
+		select {
+		case s.queue <- spool.Entry{Event: e, File: file}:
+		default:
+			s.stats.overflow.Add(1)
+			err = ErrQueueFull
+		}
+	}
+	s.mu.RUnlock()
+	if err != nil {
+		s.report(e, err)
+	}
+}
+
+// checkLimits refuses a change the spool would refuse for its size.
+func (s *Sync) checkLimits(e uplink.Event, file []byte) error {
+	if int64(len(file)) > s.cfg.Limits.Attachment {
+		return fmt.Errorf("%w: file of %d bytes, limit %d", spool.ErrInvalid, len(file), s.cfg.Limits.Attachment)
+	}
+	line, err := uplink.AppendLine(nil, e)
+	if err != nil {
+		return fmt.Errorf("%w: %w", spool.ErrInvalid, err)
+	}
+	if n := len(line) - 1; n > s.cfg.Limits.Line {
+		return fmt.Errorf("%w: event of %d bytes, line limit %d", spool.ErrInvalid, n, s.cfg.Limits.Line)
+	}
+	return nil
+}
+
+// detach copies the maps and slices of d: the caller may reuse its own once
+// the call returned, while d waits in the queue.
+func detach(d uplink.Details) uplink.Details {
+	switch d := d.(type) {
+	case *uplink.CheckIn:
+		d.DockerApps = slices.Clone(d.DockerApps)
+	case *uplink.UpdateEvents:
+		d.Events = slices.Clone(d.Events)
+		for i := range d.Events {
+			if p := d.Events[i].Event.Success; p != nil {
+				v := *p
+				d.Events[i].Event.Success = &v
+			}
+		}
+	case *uplink.Labels:
+		d.Labels = maps.Clone(d.Labels)
+	}
+	return d
 }
 
 func (s *Sync) report(e uplink.Event, err error) {

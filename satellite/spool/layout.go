@@ -14,7 +14,7 @@ import (
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
 )
 
-// The layout of a spool directory, version 1 (docs/satellite.md).
+// The layout of a spool directory, version 2 (docs/satellite.md).
 const (
 	fileVersion   = "VERSION"
 	fileLock      = "lock"
@@ -23,6 +23,9 @@ const (
 	dirRejected   = "rejected"
 	dirQuarantine = "quarantine"
 	dirTmp        = "tmp"
+	// startedSuffix names the mark beside a batch whose upload started
+	// (batches/<name>.started, empty).
+	startedSuffix = ".started"
 )
 
 func segName(seq uint64) string { return fmt.Sprintf("%020d.wal", seq) }
@@ -94,11 +97,18 @@ func (s *Spool) recover() error {
 	}
 	bySeq := map[uint64]Batch{}
 	maxSeq := uint64(0)
+	var marks []string
 	for _, e := range entries {
 		p := filepath.Join(s.dir, dirBatches, e.Name())
+		if name, ok := strings.CutSuffix(e.Name(), startedSuffix); ok && e.Type().IsRegular() {
+			if _, ok := parseBatchName(name); ok {
+				marks = append(marks, name)
+				continue
+			}
+		}
 		b, ok := parseBatchName(e.Name())
 		if !ok || !e.Type().IsRegular() {
-			if err := s.quarantine(p, "unexpected file in batches/"); err != nil {
+			if _, err := s.quarantine(p, "unexpected file in batches/"); err != nil {
 				return err
 			}
 			continue
@@ -121,6 +131,19 @@ func (s *Spool) recover() error {
 		bySeq[b.Seq] = b
 		maxSeq = max(maxSeq, b.Seq)
 	}
+	for _, name := range marks {
+		b, _ := parseBatchName(name)
+		if cur, ok := bySeq[b.Seq]; ok && cur.Name() == name {
+			cur.Started = true
+			bySeq[b.Seq] = cur
+			continue
+		}
+		// The batch is gone (uploaded, moved aside): a crash came before
+		// its mark was removed.
+		if err := os.Remove(filepath.Join(s.dir, dirBatches, name+startedSuffix)); err != nil {
+			return fmt.Errorf("spool: %w", err)
+		}
+	}
 	for _, b := range bySeq {
 		s.batches = append(s.batches, b)
 		s.batBytes += b.Size
@@ -140,7 +163,7 @@ func (s *Spool) recover() error {
 		p := filepath.Join(s.dir, dirWAL, e.Name())
 		seq, ok := parseSegName(e.Name())
 		if !ok || !e.Type().IsRegular() {
-			if err := s.quarantine(p, "unexpected file in wal/"); err != nil {
+			if _, err := s.quarantine(p, "unexpected file in wal/"); err != nil {
 				return err
 			}
 			continue
@@ -165,7 +188,7 @@ func (s *Spool) recover() error {
 			err = fmt.Errorf("header says seq %d", in.Header.Seq)
 		}
 		if err != nil {
-			if qerr := s.quarantine(p, err.Error()); qerr != nil {
+			if _, qerr := s.quarantine(p, err.Error()); qerr != nil {
 				return qerr
 			}
 			maxSeq = max(maxSeq, seq)
@@ -277,20 +300,24 @@ func (s *Spool) reopen(seq uint64, in segInfo) (*segment, error) {
 	return seg, nil
 }
 
-// checkVersion writes VERSION in a new spool and refuses an unknown one.
+// checkVersion writes VERSION in a new spool and refuses an unknown one. A
+// version 1 spool is a version 2 spool without upload-started marks; it is
+// upgraded by rewriting VERSION, so an older satellite, which would take
+// the marks for junk, refuses it from then on.
 func checkVersion(dir string) error {
 	p := filepath.Join(dir, fileVersion)
 	b, err := os.ReadFile(p)
-	if errors.Is(err, os.ErrNotExist) {
-		return fsutil.WriteFile(p, []byte(strconv.Itoa(LayoutVersion)+"\n"), 0o600)
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("spool: %w", err)
 	}
-	if v := strings.TrimSpace(string(b)); v != strconv.Itoa(LayoutVersion) {
+	switch v := strings.TrimSpace(string(b)); {
+	case v == strconv.Itoa(LayoutVersion):
+		return nil
+	case errors.Is(err, os.ErrNotExist), v == "1":
+		return fsutil.WriteFile(p, []byte(strconv.Itoa(LayoutVersion)+"\n"), 0o600)
+	default:
 		return fmt.Errorf("spool %s: layout version %q, this satellite reads %d", dir, v, LayoutVersion)
 	}
-	return nil
 }
 
 // clearTemporaries removes staging left by an interrupted seal or rename:

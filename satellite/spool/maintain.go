@@ -70,6 +70,9 @@ func (s *Spool) sealPending() bool {
 func (s *Spool) sealSegment(seq uint64) error {
 	path := filepath.Join(s.dir, dirWAL, segName(seq))
 	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return s.sealedBefore(seq)
+	}
 	if err != nil {
 		return err
 	}
@@ -129,6 +132,16 @@ func (s *Spool) sealSegment(seq uint64) error {
 		// Checked on append, so this is corruption the CRC did not catch.
 		return s.quarantineSegment(path, fi.Size(), "invalid record: "+bad.Error())
 	}
+	if info.Tail != nil {
+		// Commits cut a failed write back and recovery repairs tails, so
+		// this is damage: what follows may be acknowledged records the
+		// replay cannot read. The valid ones are sealed; the segment is
+		// kept whole for an operator instead of being removed.
+		s.log.Error("closed segment has invalid data after its last valid record; a copy is in quarantine/", "segment", path, "err", info.Tail)
+		if err := s.quarantineCopy(path, ".seal-tail", "sealed with invalid data after its last valid record: "+info.Tail.Error()); err != nil {
+			return err
+		}
+	}
 	if tags == nil {
 		tags = info.Header.Tags
 	}
@@ -151,31 +164,67 @@ func (s *Spool) sealSegment(seq uint64) error {
 	if err := os.Remove(path); err != nil {
 		return err
 	}
-	if err := fsutil.SyncDir(filepath.Join(s.dir, dirWAL)); err != nil {
-		return err
-	}
+	// The batch is durable and the segment gone: the seal is done even if
+	// the fsync below fails (recovery drops a segment that comes back
+	// beside its batch), so the batch is registered first.
 	s.mu.Lock()
 	s.walBytes -= fi.Size()
-	if batch.ID != "" {
-		s.batches = append(s.batches, batch)
-		slices.SortFunc(s.batches, func(a, b Batch) int { return cmpU64(a.Seq, b.Seq) })
-		s.batBytes += batch.Size
-		s.sealGen++
-	}
 	s.mu.Unlock()
 	if batch.ID != "" {
-		s.stats.sealed.Add(1)
+		s.addBatch(batch)
 		s.log.Info("batch sealed", "seq", seq, "batch", batch.ID, "events", b.Count(), "bytes", batch.Size)
-		select {
-		case s.sealed <- struct{}{}:
-		default:
-		}
 	}
+	return s.syncDir(filepath.Join(s.dir, dirWAL))
+}
+
+// addBatch makes a sealed batch available to the uploader.
+func (s *Spool) addBatch(batch Batch) {
+	s.mu.Lock()
+	if slices.ContainsFunc(s.batches, func(x Batch) bool { return x.Seq == batch.Seq }) {
+		s.mu.Unlock()
+		return
+	}
+	s.batches = append(s.batches, batch)
+	slices.SortFunc(s.batches, func(a, b Batch) int { return cmpU64(a.Seq, b.Seq) })
+	s.batBytes += batch.Size
+	s.sealGen++
+	s.mu.Unlock()
+	s.stats.sealed.Add(1)
+	select {
+	case s.sealed <- struct{}{}:
+	default:
+	}
+}
+
+// sealedBefore settles a pending segment that is gone: an earlier seal
+// removed it, then failed (an fsync of wal/). Its batch, if it had events,
+// is in batches/ and is registered if it is not yet; a retry can do no
+// more, so the seal is done either way rather than retried for ever.
+func (s *Spool) sealedBefore(seq uint64) error {
+	matches, err := filepath.Glob(filepath.Join(s.dir, dirBatches, fmt.Sprintf("%020d-*.tar.gz", seq)))
+	if err != nil {
+		return err
+	}
+	for _, p := range matches {
+		b, ok := parseBatchName(filepath.Base(p))
+		if !ok {
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		b.Path, b.Size = p, fi.Size()
+		s.addBatch(b)
+		s.log.Info("segment already sealed", "seq", seq, "batch", b.ID)
+		return nil
+	}
+	s.log.Warn("segment to seal is gone and left no batch", "seq", seq)
 	return nil
 }
 
 func (s *Spool) quarantineSegment(path string, size int64, reason string) error {
-	if err := s.quarantine(path, reason); err != nil {
+	if _, err := s.quarantine(path, reason); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -185,11 +234,13 @@ func (s *Spool) quarantineSegment(path string, size int64, reason string) error 
 }
 
 // compact removes superseded check-ins from the sealed batches the uploader
-// has not claimed: for every device only its latest check-in (by time, then
-// by position) is kept, because the cloud keeps only the last-seen state. A
-// batch is rewritten under the same seq with the next generation and a new
-// batch id (the cloud would refuse the old id with other content). Nothing
-// else is ever removed. It returns the bytes freed.
+// has not claimed and never started to upload: for every device only its
+// latest check-in (by time, then by position) is kept, because the cloud
+// keeps only the last-seen state. A batch is rewritten under the same seq
+// with the next generation and a new batch id (the cloud would refuse the
+// old id with other content), which is why a batch the cloud may already
+// hold under its id is never rewritten: its events would arrive twice.
+// Nothing else is ever removed. It returns the bytes freed.
 func (s *Spool) compact() int64 {
 	type pos struct {
 		t    time.Time
@@ -229,8 +280,8 @@ func (s *Spool) compact() int64 {
 	}
 	var freed int64
 	for _, b := range all {
-		if count[b.Seq] == perBatch[b.Seq] {
-			continue // nothing superseded here
+		if count[b.Seq] == perBatch[b.Seq] || b.Started {
+			continue // nothing superseded here, or its upload started
 		}
 		n, removed, err := s.rewrite(b, keep)
 		if err != nil {
@@ -249,10 +300,7 @@ func (s *Spool) compact() int64 {
 // rewrite writes b without the check-ins not in keep and swaps it in, unless
 // the uploader claimed b meanwhile.
 func (s *Spool) rewrite(b Batch, keep map[string]bool) (int64, int, error) {
-	s.mu.Lock()
-	busy := s.inflight[b.Name()]
-	s.mu.Unlock()
-	if busy {
+	if s.busy(b) {
 		return 0, 0, nil
 	}
 	bl, err := uplink.NewBuilder(filepath.Join(s.dir, dirTmp), s.cfg.Limits)
@@ -295,7 +343,7 @@ func (s *Spool) rewrite(b Batch, keep map[string]bool) (int64, int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := slices.IndexFunc(s.batches, func(x Batch) bool { return x.Name() == b.Name() })
-	if s.inflight[b.Name()] || i < 0 {
+	if s.inflight[b.Name()] || i < 0 || s.batches[i].Started {
 		_ = os.Remove(nb.Path)
 		return 0, 0, nil
 	}
@@ -319,6 +367,14 @@ func (s *Spool) rewrite(b Batch, keep map[string]bool) (int64, int, error) {
 	s.batches[i] = nb
 	s.batBytes += nb.Size - b.Size
 	return b.Size - nb.Size, removed, nil
+}
+
+// busy reports whether the uploader claimed b or started to upload it.
+func (s *Spool) busy(b Batch) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.batches, func(x Batch) bool { return x.Name() == b.Name() })
+	return s.inflight[b.Name()] || (i >= 0 && s.batches[i].Started)
 }
 
 // scanBatch reads a sealed tarball with the uplink reader, the one the cloud

@@ -39,7 +39,9 @@ import (
 
 // LayoutVersion is the version of the on-disk layout, stored in VERSION.
 // A spool written by a newer layout is refused rather than half-understood.
-const LayoutVersion = 1
+// Version 2 added the upload-started marks (batches/<name>.started); a
+// version 1 spool is a valid version 2 spool and is upgraded in place.
+const LayoutVersion = 2
 
 // Defaults of Config.
 const (
@@ -59,7 +61,25 @@ var (
 	ErrLocked = errors.New("spool: in use by another process")
 	// ErrClosed is returned by appends after Close.
 	ErrClosed = errors.New("spool: closed")
+	// ErrInvalid refuses an entry the spool could never store (an invalid
+	// event, a file or line over the uplink limits); nothing of the request
+	// is stored. Retrying the other entries of the request alone can succeed.
+	ErrInvalid = errors.New("spool: invalid entry")
 )
+
+// PartialError is AppendBatch's error when its entries needed several
+// commits (more than one batch holds) and one of them failed: the first
+// Stored entries are stored and will be uploaded, the others are not.
+type PartialError struct {
+	Stored int
+	Err    error
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("spool: only the first %d entries stored: %v", e.Stored, e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
 
 // Config configures a Spool. Only Dir, Factory and Satellite are required;
 // every other zero field takes its documented default.
@@ -125,6 +145,13 @@ func (c Config) Validate() error {
 		return errors.New("spool: MaxBatchBytes below 1 KiB")
 	case c.MaxBatchBytes > c.Limits.Compressed/2:
 		return errors.New("spool: MaxBatchBytes too close to the uplink compressed limit")
+	case c.Limits.Attachment+int64(c.Limits.Line) > c.Limits.Compressed/2:
+		// A file larger than MaxBatchBytes travels in a batch of its own.
+		return errors.New("spool: Limits.Attachment and Line too close to the uplink compressed limit")
+	case c.Limits.Attachment+attachmentOverhead > maxRecord || int64(c.Limits.Line) >= maxRecord:
+		// The journal holds a file in one record; a longer record reads as
+		// corruption on replay.
+		return fmt.Errorf("spool: Limits.Attachment and Line must fit a journal record (%d bytes)", maxRecord)
 	case c.MaxBatchAge < time.Millisecond:
 		return errors.New("spool: MaxBatchAge below 1 ms")
 	case c.MaxBatchEvents < 1:
@@ -155,6 +182,10 @@ type Batch struct {
 	ID   string // the batch id in its manifest
 	Path string
 	Size int64
+	// Started is set once the uploader began to upload the batch: the cloud
+	// may hold it under this id, so compaction never rewrites it (kept on
+	// disk as a mark beside the batch, see MarkStarted).
+	Started bool
 }
 
 // Name is the file name of the batch.
@@ -197,7 +228,8 @@ type Spool struct {
 		appended, commits, refused, writeErrors, sealed, compacted, quarantined, rejected, uploaded atomic.Int64
 	}
 
-	writeHook func(p []byte) error // tests inject write failures here
+	writeHook func(p []byte) error   // tests inject write failures here
+	syncDir   func(dir string) error // fsutil.SyncDir; tests inject failures here
 }
 
 type segment struct {
@@ -235,6 +267,7 @@ func Open(cfg Config) (*Spool, error) {
 		reqs: make(chan *request, 1024), quit: make(chan struct{}),
 		sealKick: make(chan struct{}, 1), compactCh: make(chan chan int64),
 		sealed: make(chan struct{}, 1), inflight: map[string]bool{}, compGen: -1,
+		syncDir: fsutil.SyncDir,
 	}
 	if err := s.recover(); err != nil {
 		if s.lock != nil {
@@ -323,14 +356,50 @@ type Entry struct {
 // AppendBatch stores entries in one commit: all of them or, on error, none.
 // A caller that collects changes (the change listener's writer) uses it to
 // pay one fsync for many events even when it is the only caller.
+//
+// Entries one batch cannot hold (over MaxBatchBytes, MaxBatchEvents or half
+// the uplink's entry limit) are stored in several commits, in order, each
+// within one batch: a larger batch would be refused by the uplink. If one of
+// these commits fails after others succeeded, the error is a *PartialError
+// telling how many leading entries are stored.
 func (s *Spool) AppendBatch(ctx context.Context, entries []Entry) error {
-	r := &request{done: make(chan error, 1)}
+	var reqs []*request
+	var r *request
 	for _, en := range entries {
-		if err := s.encode(r, en.Event, en.File); err != nil {
+		one := &request{done: make(chan error, 1)}
+		if err := s.encode(one, en.Event, en.File); err != nil {
 			return err
 		}
+		if r != nil && s.within(r.events+one.events, r.attach+one.attach, r.bytes+one.bytes) {
+			r.recs = append(r.recs, one.recs...)
+			r.events += one.events
+			r.attach += one.attach
+			r.bytes += one.bytes
+			continue
+		}
+		r = one
+		reqs = append(reqs, r)
 	}
-	return s.do(ctx, r)
+	if len(reqs) == 0 {
+		return s.do(ctx, &request{done: make(chan error, 1)})
+	}
+	stored := 0
+	for _, r := range reqs {
+		if err := s.do(ctx, r); err != nil {
+			if stored > 0 {
+				return &PartialError{Stored: stored, Err: err}
+			}
+			return err
+		}
+		stored += r.events // one event per entry
+	}
+	return nil
+}
+
+// within reports whether a batch of this many events, attachments and
+// payload bytes stays within the limits batches are sealed at.
+func (s *Spool) within(events, attach int, bytes int64) bool {
+	return bytes <= s.cfg.MaxBatchBytes && events <= s.cfg.MaxBatchEvents && attach <= s.cfg.Limits.Entries/2
 }
 
 func (s *Spool) appendEvent(ctx context.Context, e uplink.Event, file []byte, flush bool) error {
@@ -352,7 +421,7 @@ func (s *Spool) encode(r *request, e uplink.Event, file []byte) error {
 			pf.Attachment = uplink.AttachmentName(pf.Device, pf.Name)
 		}
 		if int64(len(file)) > s.cfg.Limits.Attachment {
-			return fmt.Errorf("spool: file %s is %d bytes, limit %d", pf.Attachment, len(file), s.cfg.Limits.Attachment)
+			return fmt.Errorf("%w: file %s is %d bytes, limit %d", ErrInvalid, pf.Attachment, len(file), s.cfg.Limits.Attachment)
 		}
 	}
 	if e.ID == "" {
@@ -363,11 +432,11 @@ func (s *Spool) encode(r *request, e uplink.Event, file []byte) error {
 	}
 	line, err := uplink.AppendLine(nil, e)
 	if err != nil {
-		return fmt.Errorf("spool: event %s: %w", e.ID, err)
+		return fmt.Errorf("%w: event %s: %w", ErrInvalid, e.ID, err)
 	}
 	line = line[:len(line)-1]
 	if len(line) > s.cfg.Limits.Line {
-		return fmt.Errorf("spool: event %s is %d bytes, line limit %d", e.ID, len(line), s.cfg.Limits.Line)
+		return fmt.Errorf("%w: event %s is %d bytes, line limit %d", ErrInvalid, e.ID, len(line), s.cfg.Limits.Line)
 	}
 	r.events++
 	r.bytes += int64(len(line) + 1)
@@ -433,7 +502,7 @@ func (s *Spool) commitLoop() {
 			group = append(group, r)
 		case <-s.ageT.C:
 			if s.open.events > 0 {
-				s.rotate("age")
+				_ = s.rotate("age")
 			}
 			continue
 		case <-s.quit:
@@ -462,24 +531,54 @@ func (s *Spool) commitLoop() {
 	}
 }
 
-// commit writes a group. Requests over budget are refused individually.
+// commit writes a group. Requests over budget are refused individually. A
+// request the open batch cannot take within its limits (MaxBatchBytes,
+// MaxBatchEvents, half the uplink's entry limit) goes into the next batch:
+// what is gathered before it is committed and the batch sealed first.
+// Checking only after the write let one group grow a batch of acknowledged
+// events past what the uplink accepts.
 func (s *Spool) commit(group []*request) {
+	var part []*request
 	var buf []byte
-	var ok []*request
-	flush := false
+	var events, attach int
+	var bytes int64
 	for _, r := range group {
 		if len(r.recs) > 0 && !s.fits(int64(len(buf)+len(r.recs))) {
 			s.stats.refused.Add(int64(r.events))
 			r.done <- ErrFull
 			continue
 		}
+		if seg := s.open; r.events > 0 && seg.events+events > 0 &&
+			!s.within(seg.events+events+r.events, seg.attach+attach+r.attach, seg.bytes+bytes+r.bytes) {
+			s.commitPart(part, buf)
+			part, buf, events, attach, bytes = nil, nil, 0, 0, 0
+			if s.open.events > 0 {
+				if err := s.rotate("size"); err != nil {
+					// Never write past the limits: refuse rather than
+					// seal a batch the uplink would refuse.
+					s.stats.writeErrors.Add(int64(r.events))
+					r.done <- fmt.Errorf("spool: open the next batch: %w", err)
+					continue
+				}
+			}
+		}
+		part = append(part, r)
 		buf = append(buf, r.recs...)
-		ok = append(ok, r)
+		events, attach, bytes = events+r.events, attach+r.attach, bytes+r.bytes
+	}
+	s.commitPart(part, buf)
+}
+
+// commitPart writes requests bound for the open segment in one write and
+// one fsync, then acknowledges them.
+func (s *Spool) commitPart(part []*request, buf []byte) {
+	flush := false
+	for _, r := range part {
 		flush = flush || r.flush
 	}
 	if len(buf) > 0 {
 		if err := s.write(buf); err != nil {
-			for _, r := range ok {
+			for _, r := range part {
 				if len(r.recs) > 0 {
 					s.stats.writeErrors.Add(int64(r.events))
 					r.done <- err
@@ -492,7 +591,7 @@ func (s *Spool) commit(group []*request) {
 		s.stats.commits.Add(1)
 	}
 	seg := s.open
-	for _, r := range ok {
+	for _, r := range part {
 		if seg.events == 0 && r.events > 0 {
 			seg.first = s.cfg.Now()
 			seg.events += r.events
@@ -512,9 +611,9 @@ func (s *Spool) commit(group []*request) {
 		if flush {
 			reason = "flush"
 		}
-		s.rotate(reason)
+		_ = s.rotate(reason)
 	}
-	for _, r := range ok {
+	for _, r := range part {
 		r.done <- nil
 	}
 }
@@ -532,7 +631,7 @@ func (s *Spool) fits(n int64) bool {
 		return false // nothing new to compact since the last fruitless try
 	}
 	if s.open.events > 0 {
-		s.rotate("budget")
+		_ = s.rotate("budget")
 	}
 	reply := make(chan int64, 1)
 	select {
@@ -589,12 +688,12 @@ func (s *Spool) write(buf []byte) error {
 // rotate opens the next segment and hands the current one to the
 // maintainer for sealing. A failure keeps the current segment open; the
 // next commit retries.
-func (s *Spool) rotate(reason string) {
+func (s *Spool) rotate(reason string) error {
 	old := s.open
 	next, err := s.createSegment(old.seq + 1)
 	if err != nil {
 		s.log.Error("spool rotate failed", "err", err)
-		return
+		return err
 	}
 	_ = old.f.Close()
 	s.open = next
@@ -605,6 +704,7 @@ func (s *Spool) rotate(reason string) {
 	s.log.Debug("batch closed", "seq", old.seq, "events", old.events, "reason", reason)
 	s.armAge()
 	s.kick()
+	return nil
 }
 
 func (s *Spool) armAge() {
@@ -674,11 +774,38 @@ func (s *Spool) Release(b Batch) {
 	s.mu.Unlock()
 }
 
+// MarkStarted records, durably, that the upload of a claimed batch begins:
+// from then on the cloud may know the batch by its id, so compaction must
+// never rewrite it under another one (its events would arrive twice), even
+// after a restart. The mark is an empty file beside the batch.
+func (s *Spool) MarkStarted(b Batch) error {
+	s.mu.Lock()
+	i := slices.IndexFunc(s.batches, func(x Batch) bool { return x.Name() == b.Name() })
+	done := i >= 0 && s.batches[i].Started
+	s.mu.Unlock()
+	if i < 0 {
+		return fmt.Errorf("mark batch %s started: not in the spool", b.ID)
+	}
+	if done {
+		return nil
+	}
+	if err := fsutil.WriteFile(b.Path+startedSuffix, nil, 0o600); err != nil {
+		return fmt.Errorf("mark batch %s started: %w", b.ID, err)
+	}
+	s.mu.Lock()
+	if i := slices.IndexFunc(s.batches, func(x Batch) bool { return x.Name() == b.Name() }); i >= 0 {
+		s.batches[i].Started = true
+	}
+	s.mu.Unlock()
+	return nil
+}
+
 // Delete removes a batch the cloud acknowledged (ingested).
 func (s *Spool) Delete(b Batch) error {
 	if err := os.Remove(b.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("delete batch %s: %w", b.ID, err)
 	}
+	s.removeMark(b)
 	err := fsutil.SyncDir(filepath.Dir(b.Path))
 	s.drop(b)
 	s.stats.uploaded.Add(1)
@@ -686,19 +813,35 @@ func (s *Spool) Delete(b Batch) error {
 }
 
 // Reject moves a batch the cloud refused to rejected/, with its reason beside
-// it, so it is never retried and an operator can inspect it.
+// it, so it is never retried and an operator can inspect it. If the batch
+// could not be moved it stays in the spool, for a later attempt.
 func (s *Spool) Reject(b Batch, code, reason string) error {
-	err := s.moveAside(b.Path, filepath.Join(s.dir, dirRejected, b.Name()), map[string]string{"batch": b.ID, "code": code, "reason": reason, "time": s.cfg.Now().UTC().Format(time.RFC3339)})
-	s.drop(b)
-	s.stats.rejected.Add(1)
+	moved, err := s.moveAside(b.Path, filepath.Join(s.dir, dirRejected, b.Name()), map[string]string{"batch": b.ID, "code": code, "reason": reason, "time": s.cfg.Now().UTC().Format(time.RFC3339)})
+	if moved {
+		s.removeMark(b)
+		s.drop(b)
+		s.stats.rejected.Add(1)
+	}
 	return err
 }
 
-// Quarantine moves a batch that fails its local checks to quarantine/.
+// Quarantine moves a batch that fails its local checks to quarantine/. If
+// the batch could not be moved it stays in the spool.
 func (s *Spool) Quarantine(b Batch, reason string) error {
-	err := s.quarantine(b.Path, reason)
-	s.drop(b)
+	moved, err := s.quarantine(b.Path, reason)
+	if moved {
+		s.removeMark(b)
+		s.drop(b)
+	}
 	return err
+}
+
+// removeMark removes a batch's upload-started mark once the batch is gone.
+// A mark left by a crash is removed by the next recovery.
+func (s *Spool) removeMark(b Batch) {
+	if err := os.Remove(b.Path + startedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+		s.log.Warn("upload-started mark not removed", "batch", b.ID, "err", err)
+	}
 }
 
 func (s *Spool) drop(b Batch) {
@@ -714,26 +857,46 @@ func (s *Spool) drop(b Batch) {
 	})
 }
 
-// moveAside renames src to dst and writes a reason file beside it.
-func (s *Spool) moveAside(src, dst string, why map[string]string) error {
+// moveAside renames src to dst and writes a reason file beside it. moved
+// tells whether src left its place (even if a later fsync failed).
+func (s *Spool) moveAside(src, dst string, why map[string]string) (moved bool, err error) {
 	b, _ := jsonMarshal(why)
 	if err := fsutil.WriteFile(dst+".reason.json", b, 0o600); err != nil {
-		return err
+		return false, err
 	}
 	if err := os.Rename(src, dst); err != nil {
-		return err
+		return false, err
 	}
 	if err := fsutil.SyncDir(filepath.Dir(dst)); err != nil {
-		return err
+		return true, err
 	}
-	return fsutil.SyncDir(filepath.Dir(src))
+	return true, fsutil.SyncDir(filepath.Dir(src))
 }
 
 // quarantine moves a corrupt file to quarantine/ with its reason: never
 // deleted, so nothing that might be recoverable by hand is lost.
-func (s *Spool) quarantine(path, reason string) error {
-	s.stats.quarantined.Add(1)
+func (s *Spool) quarantine(path, reason string) (moved bool, err error) {
 	dst := filepath.Join(s.dir, dirQuarantine, filepath.Base(path)+"."+strconv.FormatInt(s.cfg.Now().UnixNano(), 10))
 	s.log.Error("spool file quarantined", "file", path, "to", dst, "reason", reason)
-	return s.moveAside(path, dst, map[string]string{"file": filepath.Base(path), "reason": reason, "time": s.cfg.Now().UTC().Format(time.RFC3339)})
+	moved, err = s.moveAside(path, dst, map[string]string{"file": filepath.Base(path), "reason": reason, "time": s.cfg.Now().UTC().Format(time.RFC3339)})
+	if moved {
+		s.stats.quarantined.Add(1)
+	}
+	return moved, err
+}
+
+// quarantineCopy keeps a copy of a file that is about to be removed
+// although it holds invalid data, with the reason beside it. The name is
+// fixed by suffix, so a retried seal replaces its copy rather than adding one.
+func (s *Spool) quarantineCopy(path, suffix, reason string) error {
+	dst := filepath.Join(s.dir, dirQuarantine, filepath.Base(path)+suffix)
+	b, _ := jsonMarshal(map[string]string{"file": filepath.Base(path), "reason": reason, "time": s.cfg.Now().UTC().Format(time.RFC3339)})
+	if err := fsutil.WriteFile(dst+".reason.json", b, 0o600); err != nil {
+		return err
+	}
+	if err := fsutil.CopyFile(path, dst); err != nil {
+		return fmt.Errorf("spool: quarantine copy of %s: %w", path, err)
+	}
+	s.stats.quarantined.Add(1)
+	return nil
 }

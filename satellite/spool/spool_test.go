@@ -482,9 +482,16 @@ func TestLockAndVersion(t *testing.T) {
 		t.Fatalf("second Open = %v, want ErrLocked", err)
 	}
 	other := t.TempDir()
-	os.WriteFile(filepath.Join(other, fileVersion), []byte("2\n"), 0o600)
+	os.WriteFile(filepath.Join(other, fileVersion), []byte("3\n"), 0o600)
 	if _, err := Open(testConfig(other)); err == nil {
-		t.Fatal("a layout version 2 spool was opened")
+		t.Fatal("a layout version 3 spool was opened")
+	}
+	// Version 1 is version 2 without upload-started marks: upgraded in place.
+	v1 := t.TempDir()
+	os.WriteFile(filepath.Join(v1, fileVersion), []byte("1\n"), 0o600)
+	open(t, testConfig(v1))
+	if b, _ := os.ReadFile(filepath.Join(v1, fileVersion)); string(b) != "2\n" {
+		t.Fatalf("VERSION %q after opening a version 1 spool", b)
 	}
 }
 
@@ -499,6 +506,9 @@ func TestConfigValidate(t *testing.T) {
 		"no satellite": func(c *Config) { c.Satellite = "" },
 		"tiny budget":  func(c *Config) { c.Budget = c.MaxBatchBytes + DefaultMaxBatchBytes },
 		"tiny batch":   func(c *Config) { c.MaxBatchBytes = 10 },
+		// A journal record holds one file; a larger one would read as corruption.
+		"attachment over the journal's record": func(c *Config) { c.Limits = uplink.Limits{Attachment: 20 << 20} },
+		"attachment near the compressed limit": func(c *Config) { c.Limits = uplink.Limits{Compressed: 16 << 20}; c.MaxBatchBytes = 1 << 20 },
 	} {
 		c := good
 		mut(&c)

@@ -34,8 +34,13 @@ const (
 )
 
 // maxRecord bounds one record: an attachment at the uplink limit plus slack.
-// A larger length in a file is corruption, not a record.
+// A larger length in a file is corruption, not a record. Config.Validate
+// refuses limits that would need longer records.
 const maxRecord = uplink.DefaultAttachment + 1<<20
+
+// attachmentOverhead is the most an 'A' record adds to its file's content:
+// type, name length and the longest name a u16 can announce.
+const attachmentOverhead = 1 + 2 + 1<<16 - 1
 
 const recHeaderLen = 9 // length, crc, type
 

@@ -41,6 +41,7 @@ const (
 	DefaultMinInterval = 5 * time.Second
 	DefaultMaxInterval = time.Hour
 	DefaultHookTimeout = 5 * time.Minute
+	DefaultDownload    = 10 * time.Minute
 )
 
 // Config configures a Poller. API, HTTP, Dir and Reporter are required.
@@ -64,6 +65,10 @@ type Config struct {
 	Interval, MinInterval, MaxInterval time.Duration
 	// MinBackoff and MaxBackoff bound the jittered waits after a failure.
 	MinBackoff, MaxBackoff time.Duration
+	// DownloadTimeout bounds one download of a tarball, so a stalled
+	// connection cannot hold the poller for ever; what arrived is kept and
+	// the next poll resumes it. Default 10 min.
+	DownloadTimeout time.Duration
 
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -78,6 +83,8 @@ func (c Config) Validate() error {
 		return errors.New("updates: Dir is required")
 	case c.Interval < 0 || c.MinInterval < 0 || c.MaxInterval < 0:
 		return errors.New("updates: intervals must not be negative")
+	case c.DownloadTimeout < 0:
+		return errors.New("updates: DownloadTimeout must not be negative")
 	}
 	return nil
 }
@@ -92,6 +99,7 @@ func (c Config) withDefaults() Config {
 	def(&c.MinInterval, DefaultMinInterval)
 	def(&c.MaxInterval, DefaultMaxInterval)
 	def(&c.HookTimeout, DefaultHookTimeout)
+	def(&c.DownloadTimeout, DefaultDownload)
 	def(&c.MinBackoff, backoff.DefaultMin)
 	def(&c.MaxBackoff, backoff.DefaultMax)
 	if c.Now == nil {
@@ -191,6 +199,11 @@ func (p *Poller) Poll(ctx context.Context) (time.Duration, error) {
 	if u.Version == "" {
 		return wait, errors.New("GET /updates: redirect without an ETag")
 	}
+	if !validVersion(u.Version) {
+		// The version names files (download/<version>.part,
+		// versions/<version>): anything but a sha256 could name others.
+		return wait, fmt.Errorf("GET /updates: ETag %.80q is not a downlink version", u.Version)
+	}
 	if u.Version == cur {
 		return wait, nil
 	}
@@ -231,10 +244,29 @@ func (p *Poller) Poll(ctx context.Context) (time.Duration, error) {
 	return wait, nil
 }
 
+// validVersion reports whether v has the form of a downlink version, the
+// sha256 downlink.Version computes: 64 lowercase hex digits.
+func validVersion(v string) bool {
+	if len(v) != 64 {
+		return false
+	}
+	for _, c := range v {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // download fetches url into download/<version>.part with the plain client,
-// resuming a partial file with a Range request.
+// resuming a partial file with a Range request. It is bounded by
+// DownloadTimeout; what arrived before is kept for the next attempt.
 func (p *Poller) download(ctx context.Context, url, version string) (string, error) {
-	part := filepath.Join(p.store.dir, dirDownload, version+".part")
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DownloadTimeout)
+	defer cancel()
+	name := version + ".part"
+	p.removeParts(name)
+	part := filepath.Join(p.store.dir, dirDownload, name)
 	f, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return "", err
@@ -282,6 +314,24 @@ func (p *Poller) download(ctx context.Context, url, version string) (string, err
 		return "", err
 	}
 	return part, nil
+}
+
+// removeParts removes every part in download/ but keep: a version the
+// server no longer offers is never resumed, and would stay for ever.
+func (p *Poller) removeParts(keep string) {
+	dir := filepath.Join(p.store.dir, dirDownload)
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		p.log.Warn("abandoned downloads not removed", "err", err)
+		return
+	}
+	for _, e := range es {
+		if e.Name() != keep && strings.HasSuffix(e.Name(), ".part") {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				p.log.Warn("abandoned download not removed", "file", e.Name(), "err", err)
+			}
+		}
+	}
 }
 
 func (p *Poller) runHooks(ctx context.Context, version string) error {

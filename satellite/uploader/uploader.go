@@ -31,6 +31,7 @@ import (
 type Spool interface {
 	Next() (spool.Batch, bool)
 	Release(spool.Batch)
+	MarkStarted(spool.Batch) error
 	Delete(spool.Batch) error
 	Reject(b spool.Batch, code, reason string) error
 	Quarantine(b spool.Batch, reason string) error
@@ -203,6 +204,12 @@ func (u *Uploader) ship(ctx context.Context, b spool.Batch) error {
 		// Corrupt on our own disk: the cloud would reject it anyway.
 		u.log.Error("sealed batch is corrupt; quarantined", "batch", b.ID, "code", code)
 		return u.cfg.Spool.Quarantine(b, "local check: "+code)
+	}
+	// From the presign on, the cloud may know the batch by its id: the
+	// spool must never rewrite it under another (compaction), or a retry
+	// after a lost answer would deliver its events twice.
+	if err := u.cfg.Spool.MarkStarted(b); err != nil {
+		return err
 	}
 	up, st, err := u.cfg.API.Presign(ctx, gatewayapi.PresignRequest{Batch: b.ID, Size: size, SHA256: sum})
 	if err != nil {

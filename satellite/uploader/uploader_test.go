@@ -261,3 +261,27 @@ func TestSurvivesDropsStallsAndResets(t *testing.T) {
 	eventually(t, "spool empty", func() bool { i, _ := spool.Inspect(s.Dir()); return i.Batches == 0 })
 	allArrivedOnce(t, gw, ids)
 }
+
+// Once presigned, a batch is marked started in the spool, so a failed PUT
+// and a later compaction cannot put its events under another batch id.
+func TestStartedUploadIsMarkedInTheSpool(t *testing.T) {
+	s := newSpool(t)
+	fill(t, s, 3)
+	eventually(t, "sealed", func() bool { return len(s.Batches()) == 1 })
+	api := &fakeAPI{
+		presign: func(gatewayapi.PresignRequest) (*gatewayapi.Upload, *gatewayapi.Status, error) {
+			return &gatewayapi.Upload{}, nil, nil
+		},
+		put:    func() error { return errors.New("connection reset") },
+		status: func(string) (*gatewayapi.Status, error) { return nil, errors.New("not called") },
+	}
+	u := start(t, uploader.Config{Spool: s, API: api})
+	eventually(t, "a failed PUT", func() bool { return u.Stats().Failures > 0 })
+	b := s.Batches()[0]
+	if !b.Started {
+		t.Fatalf("batch %+v not marked started after its presign", b)
+	}
+	if _, err := os.Stat(b.Path + ".started"); err != nil {
+		t.Fatalf("no durable mark: %v", err)
+	}
+}

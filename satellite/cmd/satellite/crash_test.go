@@ -177,7 +177,7 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 	if err := json.Unmarshal(out, &st); err != nil {
 		t.Fatalf("status output %s: %v", out, err)
 	}
-	if st.Depth != 0 || st.Spool.Layout != "1" {
+	if st.Depth != 0 || st.Spool.Layout != fmt.Sprint(spool.LayoutVersion) {
 		t.Fatalf("status %+v", st)
 	}
 	// Graceful shutdown on SIGTERM.
