@@ -41,7 +41,7 @@ func (in *Ingester) apply(ctx context.Context, u s3keys.UploadKey, d *download, 
 		return err
 	}
 	if p.applied != nil {
-		if err := in.applyUpdatesApplied(ctx, u, p.applied); err != nil {
+		if err := in.applyUpdatesApplied(ctx, u, p); err != nil {
 			return err
 		}
 	}
@@ -87,7 +87,7 @@ func (in *Ingester) applyStreamed(ctx context.Context, u s3keys.UploadKey, d *do
 				readErr = fmt.Errorf("attachment %s changed between passes", it.Attachment.Name)
 				break
 			}
-			files.spawn(func() error { return in.putFile(ctx, u, f, content) })
+			files.spawn(func() error { return in.putFile(ctx, u, p, f, content) })
 		}
 	}
 	ferr := files.wait()
@@ -107,6 +107,7 @@ func (in *Ingester) putEvents(w *batchWriter, u s3keys.UploadKey, p *plan, line 
 		if err != nil {
 			return err
 		}
+		at = p.bound(at)
 		item, err := attributevalue.MarshalMap(records.EventItem{
 			Factory: u.Factory, Device: ue.Device, Satellite: u.Satellite,
 			ID: e.ID, Uplink: line, Batch: p.manifest.Batch, DeviceTime: at,
@@ -131,7 +132,7 @@ func (in *Ingester) putEvents(w *batchWriter, u s3keys.UploadKey, p *plan, line 
 // putFile writes a device file unless the table holds a newer one. Large
 // content goes to a content-addressed S3 object first, so the item never
 // points at something missing.
-func (in *Ingester) putFile(ctx context.Context, u s3keys.UploadKey, f *fileChange, content []byte) error {
+func (in *Ingester) putFile(ctx context.Context, u s3keys.UploadKey, p *plan, f *fileChange, content []byte) error {
 	up := expression.Set(expression.Name("factory"), expression.Value(u.Factory)).
 		Set(expression.Name("device"), expression.Value(f.device)).
 		Set(expression.Name("name"), expression.Value(f.name)).
@@ -159,16 +160,31 @@ func (in *Ingester) putFile(ctx context.Context, u s3keys.UploadKey, f *fileChan
 	// An equal time rewrites: that is this same file, redelivered.
 	cond := expression.AttributeNotExists(expression.Name(records.AttrTime)).
 		Or(expression.Name(records.AttrTime).LessThanEqual(expression.Value(records.SortableTime(f.time))))
-	out, err := in.update(ctx, records.File(u.Factory, f.device, f.name), up, &cond, func(in *dynamodb.UpdateItemInput) {
+	file := records.File(u.Factory, f.device, f.name)
+	out, err := in.update(ctx, file, up, &cond, func(in *dynamodb.UpdateItemInput) {
 		in.ReturnValues = types.ReturnValueUpdatedOld
+		in.ReturnValuesOnConditionCheckFailure = types.ReturnValuesOnConditionCheckFailureAllOld
 	})
-	if isConditionFailed(err) {
+	var failed *types.ConditionalCheckFailedException
+	switch {
+	case errors.As(err, &failed):
+		// A newer version is stored: the object just put is nobody's (and
+		// a put over an object tagged before dropped its tag), so it must
+		// expire, unless it is the newer version's content too.
+		if newKey != "" && stringAttr(failed.Item, "key") != newKey {
+			return in.retire(ctx, file, newKey)
+		}
 		return nil
-	}
-	if err != nil {
+	case refused(err):
+		p.refuse(fmt.Sprintf("put-file %s of device %s: %v", f.name, f.device, err))
+		if newKey != "" {
+			return in.retire(ctx, file, newKey)
+		}
+		return nil
+	case err != nil:
 		return fmt.Errorf("write file %s of %s: %w", f.name, f.device, err)
 	}
-	return in.supersede(ctx, records.File(u.Factory, f.device, f.name), out.Attributes, newKey)
+	return in.supersede(ctx, file, out.Attributes, newKey)
 }
 
 // supersede tags the object the file item pointed at before, if it was
@@ -194,7 +210,13 @@ func (in *Ingester) supersede(ctx context.Context, file records.Key, old map[str
 	if prev == nil || prev.Value == newKey {
 		return nil
 	}
-	if err := in.tag(ctx, prev.Value, true); err != nil {
+	return in.retire(ctx, file, prev.Value)
+}
+
+// retire tags key superseded, then re-reads the file item's pointer and
+// untags key if it is current after all (see supersede).
+func (in *Ingester) retire(ctx context.Context, file records.Key, key string) error {
+	if err := in.tag(ctx, key, true); err != nil {
 		return err
 	}
 	out, err := in.db.GetItem(ctx, &dynamodb.GetItemInput{
@@ -204,8 +226,8 @@ func (in *Ingester) supersede(ctx context.Context, file records.Key, old map[str
 	if err != nil {
 		return fmt.Errorf("check device file pointer: %w", err)
 	}
-	if cur, _ := out.Item["key"].(*types.AttributeValueMemberS); cur != nil && cur.Value == prev.Value {
-		return in.tag(ctx, prev.Value, false)
+	if stringAttr(out.Item, "key") == key {
+		return in.tag(ctx, key, false)
 	}
 	return nil
 }
@@ -238,12 +260,12 @@ func (in *Ingester) applyDevices(ctx context.Context, u s3keys.UploadKey, p *pla
 	g := newGroup(in.cfg.Concurrency)
 	for _, id := range p.devicesSorted() {
 		c := p.devices[id]
-		g.spawn(func() error { return in.applyDevice(ctx, u, id, c, sched) })
+		g.spawn(func() error { return in.applyDevice(ctx, u, p, id, c, sched) })
 	}
 	return g.wait()
 }
 
-func (in *Ingester) applyDevice(ctx context.Context, u s3keys.UploadKey, id string, c *deviceChange, sched *scheduleSet) error {
+func (in *Ingester) applyDevice(ctx context.Context, u s3keys.UploadKey, p *plan, id string, c *deviceChange, sched *scheduleSet) error {
 	key := records.Device(u.Factory, id)
 	gsiPK, gsiSK := records.SatellitePK(u.Factory, u.Satellite), records.DevicePrefix+id
 	base := func() expression.UpdateBuilder {
@@ -268,6 +290,7 @@ func (in *Ingester) applyDevice(ctx context.Context, u s3keys.UploadKey, id stri
 		cond   expression.ConditionBuilder
 		steals bool // the check-in moves the device to this satellite
 		delete bool
+		create string // device-created: its sortable time
 	}
 	var steps []step
 	if ci := c.checkIn; ci != nil {
@@ -298,7 +321,7 @@ func (in *Ingester) applyDevice(ctx context.Context, u s3keys.UploadKey, id stri
 		if cr.Name != "" {
 			up = up.Set(expression.Name(records.AttrName), expression.Value(cr.Name))
 		}
-		steps = append(steps, step{what: "device-created", up: up, cond: newer(records.AttrCreated, t)})
+		steps = append(steps, step{what: "device-created", up: up, cond: newer(records.AttrCreated, t), create: t})
 	}
 	if l := c.labels; l != nil {
 		t := records.SortableTime(l.Time)
@@ -330,6 +353,9 @@ func (in *Ingester) applyDevice(ctx context.Context, u s3keys.UploadKey, id stri
 				sched.add(u.Satellite)
 			}
 			continue
+		case refused(err):
+			p.refuse(fmt.Sprintf("%s of device %s: %v", s.what, id, err))
+			continue
 		case err != nil:
 			return fmt.Errorf("write %s of device %s: %w", s.what, id, err)
 		}
@@ -344,15 +370,28 @@ func (in *Ingester) applyDevice(ctx context.Context, u s3keys.UploadKey, id stri
 			sched.add(u.Satellite) // newly attached
 		case s.delete:
 			sched.add(old)
+		case s.create != "" && revived(out.Attributes, s.create):
+			// A deleted device created again is back in its satellite's
+			// tarball, though it never left the satellite.
+			sched.add(old)
 		}
 	}
 	return nil
 }
 
+// revived reports whether a device whose item was old (ALL_OLD) was deleted
+// and is not any more now that it is created at created. Sortable times
+// compare as strings; a device is deleted while deleted >= created.
+func revived(old map[string]types.AttributeValue, created string) bool {
+	deleted := stringAttr(old, records.AttrDeleted)
+	return deleted != "" && deleted >= stringAttr(old, records.AttrCreated) && created > deleted
+}
+
 // applyUpdatesApplied records the satellite's latest report on its downlink
 // tarball. Only the applied* attributes are touched: the rest of the item
 // belongs to assembly.
-func (in *Ingester) applyUpdatesApplied(ctx context.Context, u s3keys.UploadKey, a *uplink.UpdatesApplied) error {
+func (in *Ingester) applyUpdatesApplied(ctx context.Context, u s3keys.UploadKey, p *plan) error {
+	a := p.applied
 	t := records.SortableTime(a.Time)
 	up := expression.Set(expression.Name("appliedVersion"), expression.Value(a.Version)).
 		Set(expression.Name("appliedStatus"), expression.Value(string(a.Status))).
@@ -365,7 +404,10 @@ func (in *Ingester) applyUpdatesApplied(ctx context.Context, u s3keys.UploadKey,
 	cond := expression.AttributeNotExists(expression.Name(records.AttrAppliedAt)).
 		Or(expression.Name(records.AttrAppliedAt).LessThan(expression.Value(t)))
 	_, err := in.update(ctx, records.Updates(u.Factory, u.Satellite), up, &cond, nil)
-	if err != nil && !isConditionFailed(err) {
+	switch {
+	case refused(err):
+		p.refuse(fmt.Sprintf("updates-applied %s: %v", a.Version, err))
+	case err != nil && !isConditionFailed(err):
 		return fmt.Errorf("write updates-applied: %w", err)
 	}
 	return nil
@@ -528,7 +570,7 @@ func (in *Ingester) update(ctx context.Context, key records.Key, up expression.U
 	}
 	expr, err := b.Build()
 	if err != nil {
-		return nil, fmt.Errorf("build expression: %w", err)
+		return nil, fmt.Errorf("build expression: %w", unencodable{err})
 	}
 	input := &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(in.cfg.Table),
@@ -547,6 +589,26 @@ func (in *Ingester) update(ctx context.Context, key records.Key, up expression.U
 func isConditionFailed(err error) bool {
 	var c *types.ConditionalCheckFailedException
 	return errors.As(err, &c)
+}
+
+// unencodable is the SDK's refusal to build a write from a line's content.
+type unencodable struct{ error }
+
+func (u unencodable) Unwrap() error { return u.error }
+
+// refused reports whether a write of one line's content can never succeed:
+// the SDK cannot encode it, or DynamoDB refuses it as invalid (an item over
+// 400 KB, say). Retrying would fail the batch on every delivery until the
+// dead-letter queue, its ledger left pending, so the line is rejected on
+// its own instead, like one the reader refuses. The reader's bounds keep
+// such lines out; this is the backstop for what they do not foresee.
+func refused(err error) bool {
+	var u unencodable
+	if errors.As(err, &u) {
+		return true
+	}
+	var api interface{ ErrorCode() string }
+	return errors.As(err, &api) && api.ErrorCode() == "ValidationException"
 }
 
 func stringAttr(item map[string]types.AttributeValue, name string) string {

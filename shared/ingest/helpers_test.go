@@ -190,6 +190,21 @@ func (e *env) objectExists(key string) (map[string]string, bool) {
 	return out.Metadata, true
 }
 
+// tagged reports whether the object is tagged superseded.
+func (e *env) tagged(key string) bool {
+	e.t.Helper()
+	out, err := e.clients.S3.GetObjectTagging(e.t.Context(), &s3.GetObjectTaggingInput{Bucket: aws.String(e.bucket), Key: aws.String(key)})
+	if err != nil {
+		e.t.Fatalf("tags of %s: %v", key, err)
+	}
+	for _, tag := range out.TagSet {
+		if aws.ToString(tag.Key) == s3keys.SupersededTagKey && aws.ToString(tag.Value) == s3keys.SupersededTagValue {
+			return true
+		}
+	}
+	return false
+}
+
 // batch is an uplink batch under construction. lines are events.log lines
 // as they will be written: valid events through line(), anything through
 // raw().
@@ -220,6 +235,16 @@ func (b *batch) add(d uplink.Details) *batch {
 	}
 	b.lines = append(b.lines, line)
 	return b
+}
+
+// addInvalid adds an event as it is, without the validation AppendLine
+// makes: a line a satellite of ours would not write.
+func (b *batch) addInvalid(d uplink.Details) *batch {
+	line, err := json.Marshal(uplink.Event{Type: d.EventType(), ID: uplink.NewID(t0.Add(time.Duration(eventIDs.Add(1)) * time.Millisecond)), Details: d})
+	if err != nil {
+		panic(err)
+	}
+	return b.raw(string(line))
 }
 
 func (b *batch) raw(line string) *batch {

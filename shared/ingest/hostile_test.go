@@ -72,6 +72,16 @@ func TestHostileTarballsQuarantined(t *testing.T) {
 	e.put(tail.key(), gzipBomb(t, 64<<20, true))
 	want[tail.key()] = "decompressed-too-large"
 
+	// A pax sparse file: 464 bytes of gzip that archive/tar would expand to
+	// a 10 MiB attachment of zeros, uncounted (see safetar's test).
+	sparse, err := os.ReadFile(filepath.Join("..", "wire", "safetar", "testdata", "pax-sparse.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sparseKey, _ := s3keys.Upload("acme", "sat-berlin-1", uplink.NewID(t0.Add(time.Hour)))
+	e.put(sparseKey, sparse)
+	want[sparseKey] = "not-regular-file"
+
 	// Valid tarballs that name another satellite, factory or batch than
 	// the key they were uploaded to: a satellite writing another's devices.
 	for _, lie := range []func(*batch){

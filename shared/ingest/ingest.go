@@ -201,7 +201,7 @@ func (in *Ingester) handleRecord(ctx context.Context, rec events.S3EventRecord) 
 		in.log.WarnContext(ctx, "dropped an object that is not an upload", "key", key, "error", err)
 		return nil
 	}
-	if err := in.ingestObject(ctx, u, key); err != nil {
+	if err := in.ingestObject(ctx, u, key, rec.EventTime); err != nil {
 		return fmt.Errorf("ingest %s: %w", key, err)
 	}
 	return nil

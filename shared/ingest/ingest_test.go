@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strconv"
@@ -542,19 +543,7 @@ func TestSupersededFilesAreTagged(t *testing.T) {
 		}
 		return f.Key
 	}
-	tagged := func(key string) bool {
-		t.Helper()
-		out, err := e.clients.S3.GetObjectTagging(t.Context(), &s3.GetObjectTaggingInput{Bucket: aws.String(e.bucket), Key: aws.String(key)})
-		if err != nil {
-			t.Fatalf("tags of %s: %v", key, err)
-		}
-		for _, tag := range out.TagSet {
-			if aws.ToString(tag.Key) == s3keys.SupersededTagKey && aws.ToString(tag.Value) == s3keys.SupersededTagValue {
-				return true
-			}
-		}
-		return false
-	}
+	tagged := e.tagged
 	k1 := ingestFile(1, t0, v1)
 	if tagged(k1) {
 		t.Fatal("the only version is tagged superseded")
@@ -566,5 +555,250 @@ func TestSupersededFilesAreTagged(t *testing.T) {
 	k3 := ingestFile(3, t0.Add(2*time.Minute), v1)
 	if k3 != k1 || tagged(k1) || !tagged(k2) {
 		t.Fatalf("back to the first content: %s tagged %v, %s tagged %v", k1, tagged(k1), k2, tagged(k2))
+	}
+}
+
+// TestUnstorableLinesRejectedOnTheirOwn: lines that fit the 1 MiB line
+// limit but not a 400 KB item, or that the SDK cannot encode, are rejected
+// one by one, like any bad line; they never fail their batch, which would
+// be retried until the dead-letter queue with its ledger pending. Most are
+// refused by the reader's bounds; a check-in with a huge target is bounded
+// by nothing but the table, which refuses the write.
+func TestUnstorableLinesRejectedOnTheirOwn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	huge := strings.Repeat("x", 600<<10)
+	b := newBatch(sat, 1)
+	b.add(&uplink.CheckIn{Device: devA, Time: t0})
+	b.add(&uplink.Labels{Device: devA, Labels: map[string]string{"site": "line-3"}, Time: t0})
+	b.addInvalid(&uplink.Labels{Device: devB, Labels: map[string]string{"big": huge}, Time: t0})
+	b.addInvalid(&uplink.UpdateEvents{Device: devB, Events: []uplink.AktualizrEvent{{
+		ID: "aaaaaaaa-1111-4111-8111-111111111111", DeviceTime: "2026-11-20T10:00:00Z",
+		EventType: uplink.AktualizrType{ID: "EcuInstallationCompleted"},
+		Event:     uplink.AktualizrDetail{CorrelationID: "c", Ecu: "e", Details: huge},
+	}}})
+	b.addInvalid(&uplink.Labels{Device: devC, Labels: map[string]string{"": "x"}, Time: t0})
+	b.add(&uplink.CheckIn{Device: devC, Time: t0, Target: huge})
+	b.add(&uplink.UpdateEvents{Device: devA, Events: aktEvents})
+	e.put(b.key(), b.tarball(t))
+	handle(t, e.ingester(nil, nil), e.receive(1))
+
+	var ledger records.BatchEntry
+	e.get(e.table, records.Batch(factory, sat, b.id), &ledger)
+	if ledger.State != string(gatewayapi.StateIngested) || ledger.Events != 3 || ledger.RejectedEvents != 4 {
+		t.Errorf("ledger %+v; want ingested, 3 events, 4 rejected", ledger)
+	}
+	var dev records.DeviceItem
+	if !e.get(e.table, records.Device(factory, devA), &dev) || dev.Satellite != sat || dev.Labels["site"] != "line-3" {
+		t.Errorf("device A %+v", dev)
+	}
+	var rejected map[string]any
+	if e.get(e.table, records.Device(factory, devB), &rejected) {
+		t.Errorf("device B written from rejected lines: %.300v", rejected)
+	}
+	// DynamoDB writes nothing of a refused update; moto keeps the part
+	// that fits, so only the oversized target is sure to be missing.
+	if e.get(e.table, records.Device(factory, devC), &rejected) && rejected["target"] != nil {
+		t.Errorf("device C holds the refused target (%d bytes)", len(fmt.Sprint(rejected["target"])))
+	}
+	for _, ae := range aktEvents {
+		at, _ := time.Parse(time.RFC3339, ae.DeviceTime)
+		var item records.EventItem
+		if !e.get(e.table, records.Event(factory, devA, at, ae.ID), &item) {
+			t.Errorf("event %s missing", ae.ID)
+		}
+	}
+}
+
+// TestRecreatedDeviceIsScheduled: a device deleted and later created again
+// comes back into its satellite's downlink tarball, so that satellite is
+// rebuilt, though the device never left it.
+func TestRecreatedDeviceIsScheduled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	in := e.ingester(nil, nil)
+	first := newBatch(sat, 1)
+	first.add(&uplink.CheckIn{Device: devA, Time: t0})
+	first.add(&uplink.DeviceDeleted{Device: devA, Time: t0.Add(time.Minute)})
+	e.put(first.key(), first.tarball(t))
+	handle(t, in, e.receive(1))
+
+	e.sched.reset()
+	again := newBatch(sat, 2)
+	again.add(&uplink.DeviceCreated{Device: devA, Name: "gw-01", Time: t0.Add(time.Hour)})
+	e.put(again.key(), again.tarball(t))
+	ev := e.receive(1)
+	handle(t, in, ev)
+	var dev records.DeviceItem
+	if e.get(e.table, records.Device(factory, devA), &dev); dev.IsDeleted() || dev.Satellite != sat {
+		t.Fatalf("device %+v, want active on %s", dev, sat)
+	}
+	if got := e.sched.scheduled(); !got[factory+"/"+sat] {
+		t.Errorf("scheduled %v, want %s", got, sat)
+	}
+
+	// A creation older than the deletion leaves the device deleted, and the
+	// tarball as it was.
+	e.sched.reset()
+	gone := newBatch(sat, 3)
+	gone.add(&uplink.DeviceDeleted{Device: devB, Time: t0.Add(time.Hour)})
+	e.put(gone.key(), gone.tarball(t))
+	handle(t, in, e.receive(1))
+	e.sched.reset()
+	stale := newBatch(sat, 4)
+	stale.add(&uplink.DeviceCreated{Device: devB, Time: t0})
+	e.put(stale.key(), stale.tarball(t))
+	handle(t, in, e.receive(1))
+	if got := e.sched.scheduled(); len(got) != 0 {
+		t.Errorf("a creation older than the deletion scheduled %v", got)
+	}
+}
+
+// TestLateFileVersionIsTaggedSuperseded: a large file version that arrives
+// after a newer one was stored loses its conditional write, but its object
+// was put before the write was tried. It is tagged superseded, so it
+// expires instead of staying forever, also when it is the object of a
+// version that had been superseded before (a put drops the tags); the
+// current object stays untagged.
+func TestLateFileVersionIsTaggedSuperseded(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	in := e.ingester(nil, nil)
+	v1 := bytes.Repeat([]byte("1"), 40<<10)
+	v2 := bytes.Repeat([]byte("2"), 40<<10)
+	v3 := bytes.Repeat([]byte("3"), 40<<10)
+	key := func(content []byte) string {
+		sum := sha256.Sum256(content)
+		k, err := s3keys.DeviceFile(factory, devA, "apps-states", hex.EncodeToString(sum[:]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	ingestFile := func(seq uint64, at time.Time, content []byte) {
+		t.Helper()
+		b := newBatch(sat, seq)
+		b.files[uplink.AttachmentName(devA, "apps-states")] = content
+		b.add(&uplink.PutFile{Device: devA, Name: "apps-states", Attachment: uplink.AttachmentName(devA, "apps-states"), Time: at})
+		e.put(b.key(), b.tarball(t))
+		handle(t, in, e.receive(1))
+	}
+	ingestFile(1, t0, v1)
+	ingestFile(3, t0.Add(2*time.Minute), v3)
+	if !e.tagged(key(v1)) || e.tagged(key(v3)) {
+		t.Fatalf("in order: v1 tagged %v, v3 tagged %v", e.tagged(key(v1)), e.tagged(key(v3)))
+	}
+	ingestFile(2, t0.Add(time.Minute), v2) // late: v3 is newer
+	ingestFile(1, t0, v1)                  // late again, over a tagged object
+	var f records.FileItem
+	if e.get(e.table, records.File(factory, devA, "apps-states"), &f); f.Key != key(v3) {
+		t.Fatalf("file item points at %s, want v3 %s", f.Key, key(v3))
+	}
+	for _, c := range []struct {
+		name    string
+		content []byte
+		want    bool
+	}{{"v1", v1, true}, {"v2", v2, true}, {"v3", v3, false}} {
+		if got := e.tagged(key(c.content)); got != c.want {
+			t.Errorf("%s tagged superseded %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// withEventTime sets the eventTime of every S3 record in ev's messages, as
+// S3 would have stamped them.
+func withEventTime(t *testing.T, ev events.SQSEvent, at time.Time) events.SQSEvent {
+	t.Helper()
+	out := events.SQSEvent{}
+	for _, m := range ev.Records {
+		var body map[string]any
+		if err := json.Unmarshal([]byte(m.Body), &body); err != nil {
+			t.Fatal(err)
+		}
+		if recs, ok := body["Records"].([]any); ok {
+			for _, r := range recs {
+				r.(map[string]any)["eventTime"] = at.Format(time.RFC3339Nano)
+			}
+		}
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Body = string(b)
+		out.Records = append(out.Records, m)
+	}
+	return out
+}
+
+// failLedger fails every ledger write, as a delivery that dies just before
+// it commits.
+type failLedger struct{ ingest.Table }
+
+func (f failLedger) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if sk, _ := in.Key[resources.SortKey].(*types.AttributeValueMemberS); sk != nil && strings.HasPrefix(sk.Value, "BATCH#") {
+		return nil, errInjected
+	}
+	return f.Table.UpdateItem(ctx, in, o...)
+}
+
+// TestFutureTimesAreClamped: a time later than the upload's S3 event time
+// (plus a skew allowance) would win every "newer" condition for ever; it
+// is clamped to that bound. So one satellite's bogus check-in does not pin
+// a device against a later genuine one from another satellite, and the
+// bound comes from the message, so a redelivery writes the same items.
+func TestFutureTimesAreClamped(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	far := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	uploaded := clock
+	bound := uploaded.Add(15 * time.Minute)
+	evil := newBatch("sat-evil", 1)
+	evil.add(&uplink.CheckIn{Device: devA, Time: far, Target: "evil"})
+	evil.add(&uplink.Labels{Device: devA, Labels: map[string]string{"owner": "evil"}, Time: far})
+	evil.add(&uplink.UpdateEvents{Device: devA, Events: []uplink.AktualizrEvent{{
+		ID: "c0ffee00-0000-4000-8000-00000000000f", DeviceTime: far.Format(time.RFC3339),
+		EventType: uplink.AktualizrType{ID: "EcuDownloadStarted"}, Event: uplink.AktualizrDetail{CorrelationID: "c", Ecu: "e"},
+	}}})
+	e.put(evil.key(), evil.tarball(t))
+	ev := withEventTime(t, e.receive(1), uploaded)
+
+	// The first delivery dies before its ledger write; the redelivery
+	// writes the same items again and nothing else but the ledger.
+	resp, _ := e.ingester(failLedger{e.clients.DynamoDB}, nil).Handle(t.Context(), ev)
+	if len(resp.BatchItemFailures) != 1 {
+		t.Fatalf("first delivery: %+v, want it to fail at the ledger", resp)
+	}
+	first := e.scan(e.table)
+	in := e.ingester(nil, nil)
+	handle(t, in, ev)
+	var again []map[string]any
+	for _, item := range e.scan(e.table) {
+		if !strings.HasPrefix(fmt.Sprint(item["SK"]), "BATCH#") {
+			again = append(again, item)
+		}
+	}
+	if !reflect.DeepEqual(again, first) {
+		t.Errorf("redelivery wrote something new:\n%s\nwant\n%s", prettyJSON(again), prettyJSON(first))
+	}
+	var dev records.DeviceItem
+	if e.get(e.table, records.Device(factory, devA), &dev); !dev.LastSeen.Equal(bound) || !dev.LabelsAt.Equal(bound) {
+		t.Errorf("future times stored as lastSeen %v, labelsAt %v; want both %v", dev.LastSeen, dev.LabelsAt, bound)
+	}
+	var item records.EventItem
+	if !e.get(e.table, records.Event(factory, devA, bound, "c0ffee00-0000-4000-8000-00000000000f"), &item) {
+		t.Errorf("the future update event is not keyed at %v", bound)
+	}
+
+	// A genuine check-in an hour later, from another satellite, takes the
+	// device; its labels replace the bogus ones.
+	good := newBatch(sat, 1)
+	good.add(&uplink.CheckIn{Device: devA, Time: clock.Add(time.Hour), Target: "lmp-42"})
+	good.add(&uplink.Labels{Device: devA, Labels: map[string]string{"site": "line-3"}, Time: clock.Add(time.Hour)})
+	e.put(good.key(), good.tarball(t))
+	handle(t, in, withEventTime(t, e.receive(1), clock.Add(time.Hour+time.Minute)))
+	dev = records.DeviceItem{}
+	e.get(e.table, records.Device(factory, devA), &dev)
+	if dev.Satellite != sat || !dev.LastSeen.Equal(clock.Add(time.Hour)) || dev.Target != "lmp-42" || dev.Labels["site"] != "line-3" {
+		t.Errorf("device after a genuine later check-in: %+v", dev)
 	}
 }

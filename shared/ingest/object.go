@@ -47,7 +47,10 @@ func (d *download) rewind() (io.Reader, error) {
 	return bufio.NewReaderSize(d.file, 256<<10), nil
 }
 
-func (in *Ingester) ingestObject(ctx context.Context, u s3keys.UploadKey, key string) error {
+// ingestObject ingests the upload at key. uploaded is the S3 event time of
+// the notification: event times more than FutureSkew past it are clamped
+// (see plan.clamp).
+func (in *Ingester) ingestObject(ctx context.Context, u s3keys.UploadKey, key string, uploaded time.Time) error {
 	start := time.Now()
 	ledger, err := in.readLedger(ctx, u)
 	if err != nil {
@@ -87,7 +90,7 @@ func (in *Ingester) ingestObject(ctx context.Context, u s3keys.UploadKey, key st
 			return in.quarantine(ctx, u, key, rej, ledger, d.size, d.sha256)
 		}
 	}
-	p, err := in.validate(d, u)
+	p, err := in.validate(d, u, uploaded)
 	if err != nil {
 		if rej, ok := classify(err); ok {
 			return in.quarantine(ctx, u, key, rej, ledger, d.size, d.sha256)
@@ -98,7 +101,7 @@ func (in *Ingester) ingestObject(ctx context.Context, u s3keys.UploadKey, key st
 		return err
 	}
 	in.log.InfoContext(ctx, "batch ingested", "key", key, "seq", p.manifest.Seq,
-		"events", p.events, "rejectedEvents", p.rejected, "rejects", p.rejects,
+		"events", p.events, "rejectedEvents", p.rejected, "rejects", p.rejects, "clampedTimes", p.clamped,
 		"devices", len(p.devices), "files", len(p.files), "bytes", d.size,
 		"duration", time.Since(start).String())
 	return nil
@@ -151,13 +154,19 @@ func (in *Ingester) download(ctx context.Context, key string) (*download, error)
 // validate is the cheap pass: read the whole batch, verify it (the reader
 // reports the checksum and count only at io.EOF) and compact its changes.
 // Nothing is written before it succeeds.
-func (in *Ingester) validate(d *download, u s3keys.UploadKey) (*plan, error) {
+func (in *Ingester) validate(d *download, u s3keys.UploadKey, uploaded time.Time) (*plan, error) {
 	src, err := d.rewind()
 	if err != nil {
 		return nil, err
 	}
 	r := uplink.NewReader(src, in.cfg.Limits)
 	p := newPlan()
+	// Without an event time (S3 always sends one) nothing is clamped: the
+	// ingest clock would clamp a redelivery differently from the first
+	// delivery, and update events would land under two keys.
+	if !uploaded.IsZero() {
+		p.notAfter = uploaded.Add(FutureSkew)
+	}
 	for {
 		it, err := r.Next()
 		if errors.Is(err, io.EOF) {

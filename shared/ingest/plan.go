@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/satellite-gateway/gateway/shared/wire/safetar"
@@ -29,6 +30,13 @@ type plan struct {
 	events, rejected int
 	// rejects samples the refused lines for the log (at most maxRejectLog).
 	rejects []string
+	// notAfter bounds event times (see clamp); zero means no bound.
+	notAfter time.Time
+	// clamped counts the times clamped to notAfter.
+	clamped int
+	// mu guards events, rejected and rejects once the apply pass writes in
+	// parallel (see refuse).
+	mu sync.Mutex
 }
 
 const maxRejectLog = 20
@@ -98,34 +106,67 @@ func (p *plan) add(it uplink.Item) error {
 	return nil
 }
 
+// FutureSkew is how far past the S3 event time of its upload an event time
+// may be: satellite and device clocks drift, but not by more.
+const FutureSkew = 15 * time.Minute
+
+// clamp bounds a time a satellite reports. Every device change is guarded
+// by "newer than what is stored", so one time far in the future (a device
+// clock set to 9999, a hostile satellite) would win against every later
+// genuine event for ever: lastSeen, labels and ownership frozen. Times after
+// notAfter become notAfter. The bound comes from the notification, not the
+// ingest clock, so a redelivery of the same message clamps alike and writes
+// the same items (update events are keyed by their time).
+func (p *plan) clamp(t *time.Time) {
+	if b := p.bound(*t); !b.Equal(*t) {
+		*t = b
+		p.clamped++
+	}
+}
+
+// bound is clamp without the count, for the apply pass, which meets the
+// update events the validation pass counted already.
+func (p *plan) bound(t time.Time) time.Time {
+	if !p.notAfter.IsZero() && t.After(p.notAfter) {
+		return p.notAfter
+	}
+	return t
+}
+
 func (p *plan) addEvent(e uplink.Event) {
 	p.events++
 	switch d := e.Details.(type) {
 	case *uplink.CheckIn:
+		p.clamp(&d.Time)
 		c := p.device(d.Device)
 		if c.checkIn == nil || notBefore(d.Time, c.checkIn.Time) {
 			c.checkIn = d
 		}
 	case *uplink.DeviceCreated:
+		p.clamp(&d.Time)
 		c := p.device(d.Device)
 		if c.created == nil || notBefore(d.Time, c.created.Time) {
 			c.created = d
 		}
 	case *uplink.DeviceDeleted:
+		p.clamp(&d.Time)
 		c := p.device(d.Device)
 		if c.deleted == nil || notBefore(d.Time, c.deleted.Time) {
 			c.deleted = d
 		}
 	case *uplink.Labels:
+		p.clamp(&d.Time)
 		c := p.device(d.Device)
 		if c.labels == nil || notBefore(d.Time, c.labels.Time) {
 			c.labels = d
 		}
 	case *uplink.UpdatesApplied:
+		p.clamp(&d.Time)
 		if p.applied == nil || notBefore(d.Time, p.applied.Time) {
 			p.applied = d
 		}
 	case *uplink.PutFile:
+		p.clamp(&d.Time)
 		f := p.files[d.Attachment]
 		if f == nil {
 			f = &fileChange{device: d.Device, name: d.Name}
@@ -138,8 +179,23 @@ func (p *plan) addEvent(e uplink.Event) {
 		if err := checkUpdateEvents(d); err != nil {
 			p.events--
 			p.reject(fmt.Sprintf("%s %s: %v", e.Type, e.ID, err))
+			break
+		}
+		for _, ae := range d.Events {
+			if at, err := deviceTime(ae); err == nil {
+				p.clamp(&at) // only counted: apply keys the item by bound(at)
+			}
 		}
 	}
+}
+
+// refuse rejects a line the validation pass counted as valid but the table
+// refused to store (see refused). Its writes run in parallel.
+func (p *plan) refuse(why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.events--
+	p.reject(why)
 }
 
 func (p *plan) reject(why string) {

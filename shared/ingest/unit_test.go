@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/expression"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/satellite-gateway/gateway/shared/records"
 	"github.com/satellite-gateway/gateway/shared/wire/safetar"
@@ -121,6 +123,88 @@ func TestPlanRejectsUnkeyableUpdateEvents(t *testing.T) {
 	p.finish()
 	if p.events != 1 || p.rejected != 2 {
 		t.Errorf("events %d, rejected %d; want 1 and 2", p.events, p.rejected)
+	}
+}
+
+// TestPlanClampsFutureTimes: every time a batch reports is bounded by
+// notAfter (its upload's event time plus FutureSkew) and the clamps are
+// counted; earlier times are kept, and without a bound nothing changes.
+func TestPlanClampsFutureTimes(t *testing.T) {
+	far := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	items := func() []uplink.Item {
+		return []uplink.Item{
+			ev(&uplink.CheckIn{Device: dev1, Time: far}),
+			ev(&uplink.DeviceCreated{Device: dev1, Time: far}),
+			ev(&uplink.DeviceDeleted{Device: dev1, Time: far}),
+			ev(&uplink.Labels{Device: dev1, Labels: map[string]string{}, Time: far}),
+			ev(&uplink.UpdatesApplied{Version: "v", Status: uplink.StatusApplied, Time: far}),
+			ev(&uplink.PutFile{Device: dev1, Name: "aktoml", Attachment: uplink.AttachmentName(dev1, "aktoml"), Time: far}),
+			ev(&uplink.UpdateEvents{Device: dev1, Events: []uplink.AktualizrEvent{
+				{ID: "a", DeviceTime: far.Format(time.RFC3339)}, {ID: "b", DeviceTime: base.Format(time.RFC3339)}}}),
+			ev(&uplink.CheckIn{Device: dev2, Time: base}),
+		}
+	}
+	p := newPlan()
+	p.notAfter = base.Add(time.Hour)
+	for _, it := range items() {
+		_ = p.add(it)
+	}
+	c := p.devices[dev1]
+	for what, got := range map[string]time.Time{"check-in": c.checkIn.Time, "created": c.created.Time, "deleted": c.deleted.Time,
+		"labels": c.labels.Time, "updates-applied": p.applied.Time, "put-file": p.files[uplink.AttachmentName(dev1, "aktoml")].time,
+		"update event": p.bound(far)} {
+		if !got.Equal(p.notAfter) {
+			t.Errorf("%s at %v, want %v", what, got, p.notAfter)
+		}
+	}
+	if got := p.devices[dev2].checkIn.Time; !got.Equal(base) || !p.bound(base).Equal(base) {
+		t.Errorf("a time before the bound moved: %v", got)
+	}
+	if p.clamped != 7 {
+		t.Errorf("clamped %d times, want 7", p.clamped)
+	}
+
+	p = newPlan()
+	for _, it := range items() {
+		_ = p.add(it)
+	}
+	if got := p.devices[dev1].checkIn.Time; !got.Equal(far) || p.clamped != 0 || !p.bound(far).Equal(far) {
+		t.Errorf("without a bound: check-in at %v, %d clamped", got, p.clamped)
+	}
+}
+
+// apiError is an SDK API error as the service reports it.
+type apiError struct{ code string }
+
+func (e apiError) Error() string     { return "api error " + e.code }
+func (e apiError) ErrorCode() string { return e.code }
+
+// TestRefused: a write the SDK cannot build or DynamoDB calls invalid
+// rejects its line; anything else (throttling, a network error) is retried.
+func TestRefused(t *testing.T) {
+	in, err := New(&s3.Client{}, &fakeTable{}, Config{Table: "t", Bucket: "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, buildErr := in.update(t.Context(), records.Key{PK: "P", SK: "S"},
+		expression.Set(expression.Name("labels"), expression.Value(map[string]string{"": "x"})), nil, nil)
+	if buildErr == nil {
+		t.Fatal("the SDK built a map with an empty key; find another unencodable value")
+	}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{buildErr, true},
+		{fmt.Errorf("write labels: %w", apiError{"ValidationException"}), true},
+		{fmt.Errorf("write labels: %w", apiError{"ProvisionedThroughputExceededException"}), false},
+		{&types.ConditionalCheckFailedException{}, false},
+		{errors.New("connection reset"), false},
+		{nil, false},
+	} {
+		if got := refused(c.err); got != c.want {
+			t.Errorf("refused(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +111,42 @@ func TestErrorText(t *testing.T) {
 	err := &safetar.Error{Code: safetar.CodeUnsafeName, Entry: "../x", Detail: "not a flat name"}
 	if got := err.Error(); got != `unsafe-name "../x": not a flat name` {
 		t.Fatalf("%q", got)
+	}
+}
+
+// A PAX sparse file (GNU tar --sparse --format=pax) is a regular file to
+// archive/tar, which fills its holes with zeros that never pass through the
+// decompressed count: 464 bytes of gzip would read as 10 MiB. It is refused
+// by its header, as every sparse file is. The fixture was made with
+//
+//	truncate -s 10M 6f1c2a9e-0000-4000-8000-000000000001_hardware-info
+//	tar --sparse --format=pax --owner=0 --group=0 --numeric-owner \
+//	    --mtime=2026-11-20T10:00:00Z --pax-option=delete=atime,delete=ctime \
+//	    -cf - manifest.json events.log 6f1c…_hardware-info | gzip -n -9
+func TestReaderRefusesPAXSparse(t *testing.T) {
+	tb, err := os.ReadFile(filepath.Join("testdata", "pax-sparse.tar.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := safetar.NewReader(bytes.NewReader(tb), safetar.Limits{})
+	var names []string
+	for {
+		e, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			t.Fatalf("sparse archive accepted (entries %v)", names)
+		}
+		if err != nil {
+			if safetar.CodeOf(err) != safetar.CodeNotRegular {
+				t.Fatalf("err %v, want %s", err, safetar.CodeNotRegular)
+			}
+			break
+		}
+		names = append(names, e.Name)
+		if _, err := io.Copy(io.Discard, e); err != nil {
+			t.Fatalf("read %s: %v", e.Name, err)
+		}
+	}
+	if strings.Join(names, ",") != "manifest.json,events.log" {
+		t.Fatalf("refused after %v, want after the two plain files", names)
 	}
 }

@@ -202,6 +202,19 @@ func ValidDevice(s string) bool {
 	return true
 }
 
+// Bounds on what one event may carry. A line may hold 1 MiB, but the cloud
+// keeps a device's labels in its device item and each aktualizr event in an
+// item of its own, and DynamoDB refuses any item over 400 KB: a line that
+// cannot be stored must be rejected on its own (bad-details) rather than
+// fail its whole batch on every delivery. The bounds leave room for the
+// rest of the item.
+const (
+	MaxLabelName    = 128      // bytes of one label's name, which must not be empty
+	MaxLabels       = 64 << 10 // bytes of all of a device's label names and values
+	MaxEventDetails = 64 << 10 // bytes of an aktualizr event's event.details
+	MaxEventField   = 1 << 10  // bytes of each other string of an aktualizr event
+)
+
 func checkDevice(s string) error {
 	if !ValidDevice(s) {
 		return fmt.Errorf("device %q is not a UUID", s)
@@ -259,6 +272,16 @@ func (u *UpdateEvents) Validate() error {
 		if _, err := time.Parse(time.RFC3339, e.DeviceTime); err != nil {
 			return fmt.Errorf("events[%d]: deviceTime: %w", i, err)
 		}
+		if len(e.Event.Details) > MaxEventDetails {
+			return fmt.Errorf("events[%d]: event.details is %d bytes, limit %d", i, len(e.Event.Details), MaxEventDetails)
+		}
+		for _, f := range [...]struct{ name, v string }{{"id", e.ID}, {"deviceTime", e.DeviceTime},
+			{"eventType.id", e.EventType.ID}, {"event.correlationId", e.Event.CorrelationID}, {"event.ecu", e.Event.Ecu},
+			{"event.targetName", e.Event.TargetName}, {"event.version", e.Event.Version}} {
+			if len(f.v) > MaxEventField {
+				return fmt.Errorf("events[%d]: %s is %d bytes, limit %d", i, f.name, len(f.v), MaxEventField)
+			}
+		}
 	}
 	return nil
 }
@@ -286,6 +309,18 @@ func (l *Labels) Validate() error {
 	}
 	if l.Labels == nil {
 		return errors.New("labels is missing")
+	}
+	total := 0
+	for k, v := range l.Labels {
+		// An empty name is not a label, and the SDK cannot even encode it
+		// as a map key.
+		if k == "" || len(k) > MaxLabelName {
+			return fmt.Errorf("label name %.40q is empty or over %d bytes", k, MaxLabelName)
+		}
+		total += len(k) + len(v)
+	}
+	if total > MaxLabels {
+		return fmt.Errorf("labels hold %d bytes, limit %d", total, MaxLabels)
 	}
 	return checkTime("time", l.Time)
 }

@@ -39,6 +39,11 @@ func TestParseLineRejections(t *testing.T) {
 		{"hostile file name", `{"event":"put-file","id":"` + goodID + `","details":{"device":"` + dev1 + `","name":"../../x","attachment":"` + dev1 + `_../../x","time":"2026-01-01T00:00:00Z"}}`, uplink.CodeBadDetails},
 		{"no update events", `{"event":"update-events","id":"` + goodID + `","details":{"device":"` + dev1 + `","events":[]}}`, uplink.CodeBadDetails},
 		{"bad deviceTime", `{"event":"update-events","id":"` + goodID + `","details":{"device":"` + dev1 + `","events":[{"id":"a","deviceTime":"yesterday","eventType":{"id":"x","version":0},"event":{}}]}}`, uplink.CodeBadDetails},
+		{"empty label name", `{"event":"labels","id":"` + goodID + `","details":{"device":"` + dev1 + `","labels":{"":"x"},"time":"2026-01-01T00:00:00Z"}}`, uplink.CodeBadDetails},
+		{"label name too long", `{"event":"labels","id":"` + goodID + `","details":{"device":"` + dev1 + `","labels":{"` + strings.Repeat("k", uplink.MaxLabelName+1) + `":"x"},"time":"2026-01-01T00:00:00Z"}}`, uplink.CodeBadDetails},
+		{"labels too large", `{"event":"labels","id":"` + goodID + `","details":{"device":"` + dev1 + `","labels":{"a":"` + strings.Repeat("x", uplink.MaxLabels) + `"},"time":"2026-01-01T00:00:00Z"}}`, uplink.CodeBadDetails},
+		{"event details too large", `{"event":"update-events","id":"` + goodID + `","details":{"device":"` + dev1 + `","events":[{"id":"a","deviceTime":"2026-01-01T00:00:00Z","eventType":{"id":"x","version":0},"event":{"details":"` + strings.Repeat("y", uplink.MaxEventDetails+1) + `"}}]}}`, uplink.CodeBadDetails},
+		{"event field too long", `{"event":"update-events","id":"` + goodID + `","details":{"device":"` + dev1 + `","events":[{"id":"a","deviceTime":"2026-01-01T00:00:00Z","eventType":{"id":"x","version":0},"event":{"correlationId":"` + strings.Repeat("c", uplink.MaxEventField+1) + `"}}]}}`, uplink.CodeBadDetails},
 		{"bad status", `{"event":"updates-applied","id":"` + goodID + `","details":{"version":"v","status":"maybe","time":"2026-01-01T00:00:00Z"}}`, uplink.CodeBadDetails},
 	}
 	for _, c := range cases {
@@ -52,6 +57,23 @@ func TestParseLineRejections(t *testing.T) {
 				t.Fatalf("code %s (%s), want %s", ee.Code, ee.Detail, c.code)
 			}
 		})
+	}
+}
+
+// What fits the bounds exactly is accepted: they are limits, not off by one.
+func TestParseLineBoundsInclusive(t *testing.T) {
+	// Names and values add up to exactly MaxLabels, one name is as long as
+	// allowed.
+	long := strings.Repeat("k", uplink.MaxLabelName)
+	labels := `{"a":"` + strings.Repeat("x", uplink.MaxLabels-1-len(long)-1) + `","` + long + `":"x"}`
+	lines := []string{
+		`{"event":"labels","id":"` + goodID + `","details":{"device":"` + dev1 + `","labels":` + labels + `,"time":"2026-01-01T00:00:00Z"}}`,
+		`{"event":"update-events","id":"` + goodID + `","details":{"device":"` + dev1 + `","events":[{"id":"a","deviceTime":"2026-01-01T00:00:00Z","eventType":{"id":"x","version":0},"event":{"correlationId":"` + strings.Repeat("c", uplink.MaxEventField) + `","details":"` + strings.Repeat("y", uplink.MaxEventDetails) + `"}}]}}`,
+	}
+	for _, line := range lines {
+		if _, err := uplink.ParseLine([]byte(line)); err != nil {
+			t.Errorf("%.80s...: %v", line, err)
+		}
 	}
 }
 

@@ -13,11 +13,12 @@ import (
 )
 
 // seedTarballs adds every tarball of testdata/uplink (good and bad, from
-// several tar implementations) to the corpus.
+// several tar implementations) and safetar's hostile archives (a pax sparse
+// file) to the corpus.
 func seedTarballs(f *testing.F) {
 	root := filepath.Join("..", "..", "..", "testdata", "uplink")
-	for _, dir := range []string{"good", "bad"} {
-		paths, err := filepath.Glob(filepath.Join(root, dir, "*.tar.gz"))
+	for _, dir := range []string{filepath.Join(root, "good"), filepath.Join(root, "bad"), filepath.Join("..", "safetar", "testdata")} {
+		paths, err := filepath.Glob(filepath.Join(dir, "*.tar.gz"))
 		if err != nil || len(paths) == 0 {
 			f.Fatalf("no seed tarballs in %s: %v", dir, err)
 		}
