@@ -40,9 +40,11 @@ type Blobs interface {
 	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
 }
 
-// Pager continues a fleet-wide fan-out; Scheduler implements it.
+// Pager continues a fleet-wide or a tag's fan-out; Scheduler implements
+// it.
 type Pager interface {
 	SchedulePage(ctx context.Context, factory, after string) error
+	ScheduleTagPage(ctx context.Context, factory, channel, tag, after string) error
 }
 
 var (
@@ -227,11 +229,21 @@ func (a *Assembler) record(ctx context.Context, factory, satellite string, out O
 	return false, nil
 }
 
+// assemblyFloor is the least time Handle leaves for one assembly before
+// the invocation's deadline, however fast the batch's earlier ones were.
+const assemblyFloor = 10 * time.Second
+
 // Handle consumes a batch of the assembly queue and reports the records to
 // retry. A body that is not a request is logged and acknowledged (only our
 // scheduler writes this queue; retrying cannot fix it). Requests for the
 // same satellite in one batch are built once: that is the point of the
 // batching window. A failed assembly fails every record that asked for it.
+//
+// Assemblies run one after another under the invocation's one deadline,
+// and a timeout would fail the whole batch, the built ones included. So an
+// assembly is not started when less time is left than the slowest one so
+// far took (at least assemblyFloor): the records of those not started are
+// reported failed, and SQS redelivers only them.
 func (a *Assembler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var resp events.SQSEventResponse
 	fail := func(ids ...string) {
@@ -249,13 +261,24 @@ func (a *Assembler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			log.WarnContext(ctx, "assembly request rejected", "reason", err.Error(), "size", len(rec.Body))
 			continue
 		}
-		if req.Fleet != nil {
+		switch {
+		case req.Fleet != nil:
 			if err := a.pager.SchedulePage(ctx, req.Factory, req.Fleet.After); err != nil {
 				log.ErrorContext(ctx, "fleet fan-out page failed; will retry", "factory", req.Factory, "after", req.Fleet.After, "error", err)
 				fail(rec.MessageId)
 				continue
 			}
 			log.InfoContext(ctx, "fleet fan-out page scheduled", "factory", req.Factory, "after", req.Fleet.After)
+			continue
+		case req.Tag != nil:
+			tag := req.Tag
+			if err := a.pager.ScheduleTagPage(ctx, req.Factory, tag.Channel, tag.Name, tag.After); err != nil {
+				log.ErrorContext(ctx, "tag fan-out page failed; will retry", "factory", req.Factory, "channel", tag.Channel, "tag", tag.Name,
+					"after", tag.After, "error", err)
+				fail(rec.MessageId)
+				continue
+			}
+			log.InfoContext(ctx, "tag fan-out page scheduled", "factory", req.Factory, "channel", tag.Channel, "tag", tag.Name, "after", tag.After)
 			continue
 		}
 		t := target{req.Factory, req.Satellite}
@@ -264,10 +287,20 @@ func (a *Assembler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 		}
 		asked[t] = append(asked[t], rec.MessageId)
 	}
-	for _, t := range order {
+	slowest := assemblyFloor
+	for i, t := range order {
+		if deadline, ok := ctx.Deadline(); ok && deadline.Sub(a.cfg.Now()) < slowest {
+			for _, t := range order[i:] {
+				fail(asked[t]...)
+			}
+			a.cfg.Log.WarnContext(ctx, "assemblies not started, too close to the deadline; will retry",
+				"assemblies", len(order)-i, "left", deadline.Sub(a.cfg.Now()), "slowest", slowest)
+			break
+		}
 		log := a.cfg.Log.With("factory", t.factory, "satellite", t.satellite, "messages", len(asked[t]))
-		start := time.Now()
+		start := a.cfg.Now()
 		out, err := a.Assemble(ctx, t.factory, t.satellite)
+		slowest = max(slowest, a.cfg.Now().Sub(start))
 		if err != nil {
 			log.ErrorContext(ctx, "assembly failed; will retry", "error", err)
 			fail(asked[t]...)
@@ -278,7 +311,7 @@ func (a *Assembler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSE
 			continue
 		}
 		log.InfoContext(ctx, "assembled", "version", out.Version, "size", out.Size, "uploaded", out.Uploaded,
-			"superseded", out.Superseded, "seq", out.Seq, "duration", time.Since(start))
+			"superseded", out.Superseded, "seq", out.Seq, "duration", a.cfg.Now().Sub(start))
 	}
 	return resp, nil
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,9 +60,11 @@ func newEnvPaged(t *testing.T, page int) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	e.store = configstate.NewStore(e.c.DynamoDB, e.table)
 	var err error
-	// No delay: tests receive the requests at once.
+	// No delay: tests receive the requests at once. Flags never re-arm
+	// within a test, however slow the machine: the tests count requests
+	// exactly (TestBurstCoalesces runs for half a minute).
 	e.sched, err = assembly.NewScheduler(e.c.DynamoDB, e.c.SQS, assembly.SchedulerConfig{
-		Table: e.table, QueueURL: e.assembly.URL, Delay: -1, FleetPage: page,
+		Table: e.table, QueueURL: e.assembly.URL, Delay: -1, FleetPage: page, StaleAfter: time.Hour,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package assembly_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -334,28 +335,36 @@ func TestOlderAssemblyDoesNotOverwrite(t *testing.T) {
 	}
 }
 
-// A fleet change reaches every enabled satellite of the factory, one page
-// at a time through continuation requests on the assembly queue.
+// A fleet change reaches every satellite of the factory, one page at a time
+// through continuation requests on the assembly queue. Disabled ones are
+// scheduled too (the index's `enabled` may lag); the assembler skips them
+// and clears their flag.
 func TestFleetFanOutPages(t *testing.T) {
 	t.Parallel()
 	e := newEnvPaged(t, 2)
-	var on []string
+	var all []string
 	for i := range 5 {
 		sat := "sat-" + string(rune('a'+i))
 		e.apply(enable(t, sat, 1, i != 3)) // sat-d is disabled
-		if i != 3 {
-			on = append(on, sat)
-		}
+		all = append(all, sat)
 	}
 	e.requests() // the enables' own requests
 	e.apply(fleetConfig(t, 1, "fleet"))
 	sats := e.requests()
 	slices.Sort(sats)
-	if !slices.Equal(sats, on) {
-		t.Fatalf("fleet fan-out scheduled %v, want %v", sats, on)
+	if !slices.Equal(sats, all) {
+		t.Fatalf("fleet fan-out scheduled %v, want %v", sats, all)
 	}
 	if cfg, _ := e.config("sat-e"); cfg.Factory["app.env"].Value != "fleet" {
 		t.Fatalf("last page's satellite not assembled with the fleet config: %v", cfg.Factory)
+	}
+	if u, _ := e.updates("sat-d"); u.Version != "" {
+		t.Fatalf("disabled satellite assembled: %+v", u)
+	}
+	// Its flag was cleared: the next change queues it again.
+	e.apply(fleetConfig(t, 2, "fleet"))
+	if sats := e.requests(); !slices.Contains(sats, "sat-d") {
+		t.Fatalf("second fleet change scheduled %v: sat-d's flag stayed set", sats)
 	}
 }
 
@@ -381,4 +390,35 @@ func keys[V any](m map[string]V) string {
 	}
 	slices.Sort(ks)
 	return strings.Join(ks, ",")
+}
+
+// A TUF change reaches every follower of its tag, one page at a time: the
+// change function schedules the first page and queues a continuation,
+// which the assembler follows, so no invocation does work proportional to
+// the followers.
+func TestTagFanOutPages(t *testing.T) {
+	t.Parallel()
+	e := newEnvPaged(t, 10)
+	var followers []string
+	for i := range 25 {
+		sat := fmt.Sprintf("sat-%02d", i)
+		e.follow(sat, []string{"main"}, nil)
+		e.apply(enable(t, sat, 1, true))
+		followers = append(followers, sat)
+	}
+	e.follow("sat-other", []string{"devel"}, []string{"main"}) // other tags, same name on ci
+	e.apply(enable(t, "sat-other", 1, true))
+	e.requests() // the enables' own requests
+	e.apply(tuf(t, change.ChannelProduction, "main", 1))
+	if n := e.queued(); n != 11 {
+		t.Fatalf("the change queued %d messages, want a page of 10 requests and a continuation", n)
+	}
+	sats := e.requests()
+	slices.Sort(sats)
+	if !slices.Equal(sats, followers) {
+		t.Fatalf("tag fan-out scheduled %v, want %v", sats, followers)
+	}
+	if _, tuf := e.config("sat-24"); len(tuf.Production["main"].Targets) == 0 {
+		t.Fatalf("last page's satellite not assembled with the tag's TUF: %+v", tuf)
+	}
 }

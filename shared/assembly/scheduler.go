@@ -43,11 +43,16 @@ const (
 	// catches up with the writes that caused the request.
 	DefaultDelay = 2 * time.Second
 	// DefaultStaleAfter re-arms a queued flag nobody cleared for this long,
-	// in case a message was lost after its flag was set (a send that failed
-	// and whose release failed too). It is longer than a healthy queue's
-	// wait; a late duplicate request only costs an idempotent assembly.
-	DefaultStaleAfter = 15 * time.Minute
-	// DefaultFleetPage is how many satellites one fleet fan-out step
+	// in case no message backs it: a call interrupted between its claim and
+	// its send (a timeout, a crash), or a send that failed and whose release
+	// failed too. The change that set it is then retried by SQS, after the
+	// config-change queue's 3 minute visibility timeout (ingest's: 30), and
+	// must find the flag re-armed, or it is acknowledged without an
+	// assembly. So it is well below that, even below a busy queue's wait: a
+	// duplicate request only costs an idempotent assembly, a flag stuck with
+	// no message loses a change.
+	DefaultStaleAfter = time.Minute
+	// DefaultFleetPage is how many satellites one fleet or tag fan-out step
 	// schedules: about a hundred conditional writes and ten sends, well
 	// within a consumer's timeout.
 	DefaultFleetPage = 100
@@ -106,6 +111,10 @@ func NewScheduler(db SchedulerDB, q Queue, cfg SchedulerConfig) (*Scheduler, err
 //
 // A satellite whose message cannot be sent has its flag released, and the
 // error says so: the caller retries the whole call, which is idempotent.
+//
+// Satellites are claimed and sent one SQS batch at a time, so a call
+// interrupted between a claim and its send strands at most one batch of
+// flags with no message, until they re-arm after StaleAfter.
 func (s *Scheduler) Schedule(ctx context.Context, factory string, satellites ...string) error {
 	sats := slices.Clone(satellites)
 	slices.Sort(sats)
@@ -116,26 +125,34 @@ func (s *Scheduler) Schedule(ctx context.Context, factory string, satellites ...
 		}
 	}
 	now := s.cfg.Now().UTC()
+	var errs []error
 	var claimed []string
-	for _, sat := range sats {
+	for i, sat := range sats {
 		ok, err := s.claim(ctx, factory, sat, now)
 		if err != nil {
 			s.release(ctx, factory, claimed, now)
-			return err
+			return errors.Join(append(errs, err)...)
 		}
 		if ok {
 			claimed = append(claimed, sat)
 		}
+		if len(claimed) < maxSendBatch && i < len(sats)-1 {
+			continue
+		}
+		reqs := make([]Request, len(claimed))
+		for j, sat := range claimed {
+			reqs[j] = Request{Factory: factory, Satellite: sat}
+		}
+		failed, err := s.send(ctx, reqs, s.cfg.Delay)
+		if len(failed) > 0 {
+			s.release(ctx, factory, failed, now)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+		claimed = nil
 	}
-	reqs := make([]Request, len(claimed))
-	for i, sat := range claimed {
-		reqs[i] = Request{Factory: factory, Satellite: sat}
-	}
-	failed, err := s.send(ctx, reqs, s.cfg.Delay)
-	if len(failed) > 0 {
-		s.release(ctx, factory, failed, now)
-	}
-	return err
+	return errors.Join(errs...)
 }
 
 // claim sets the satellite's queued flag; true if this call set it.
@@ -226,54 +243,40 @@ func (s *Scheduler) send(ctx context.Context, reqs []Request, delay time.Duratio
 	return failed, errors.Join(errs...)
 }
 
-// ScheduleFleet queues assembly for every enabled satellite of factory: the
-// first page here, the rest by continuation requests the assembler passes
-// to SchedulePage.
+// ScheduleFleet queues assembly for every satellite of factory: the first
+// page here, the rest by continuation requests the assembler passes to
+// SchedulePage.
 func (s *Scheduler) ScheduleFleet(ctx context.Context, factory string) error {
 	return s.SchedulePage(ctx, factory, "")
 }
 
-// SchedulePage schedules up to FleetPage enabled satellites of factory that
-// sort after the satellite named after ("" from the start), and queues a
-// request for the next page if there may be one. Retrying a page is
-// harmless: scheduling is idempotent.
+// SchedulePage schedules up to FleetPage satellites of factory that sort
+// after the satellite named after ("" from the start), and queues a request
+// for the next page if there may be one. Retrying a page is harmless:
+// scheduling is idempotent.
+//
+// Disabled satellites are scheduled too: the index's `enabled` is
+// eventually consistent, and one just enabled may still read disabled
+// there. The assembler reads the registry consistently and skips (and
+// acknowledges) a disabled one.
 func (s *Scheduler) SchedulePage(ctx context.Context, factory, after string) error {
 	idx := resources.BySatellite
-	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+	last, err := s.schedulePage(ctx, factory, "fleet fan-out of "+factory, idx.SortKey, &dynamodb.QueryInput{
 		TableName:                aws.String(s.cfg.Table),
 		IndexName:                aws.String(idx.Name),
 		KeyConditionExpression:   aws.String("#pk = :pk AND #sk > :after"),
-		ExpressionAttributeNames: map[string]string{"#pk": idx.PartitionKey, "#sk": idx.SortKey, "#e": "enabled"},
+		ExpressionAttributeNames: map[string]string{"#pk": idx.PartitionKey, "#sk": idx.SortKey},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":pk":    str(records.FactoryGSI1(factory)),
 			":after": str(records.SatellitePrefix + after),
 		},
-		ProjectionExpression: aws.String("#sk, #e"),
+		ProjectionExpression: aws.String("#sk"),
 		Limit:                aws.Int32(int32(s.cfg.FleetPage)),
 	})
 	if err != nil {
-		return fmt.Errorf("assembly: list satellites of %s: %w", factory, err)
-	}
-	var enabled []string
-	last := ""
-	for _, item := range out.Items {
-		sk, _ := item[idx.SortKey].(*types.AttributeValueMemberS)
-		if sk == nil {
-			continue
-		}
-		sat, ok := strings.CutPrefix(sk.Value, records.SatellitePrefix)
-		if !ok {
-			continue
-		}
-		last = sat
-		if on, _ := item["enabled"].(*types.AttributeValueMemberBOOL); on != nil && on.Value {
-			enabled = append(enabled, sat)
-		}
-	}
-	if err := s.Schedule(ctx, factory, enabled...); err != nil {
 		return err
 	}
-	if len(out.LastEvaluatedKey) == 0 || last == "" {
+	if last == "" {
 		return nil
 	}
 	next := Request{Factory: factory, Fleet: &FleetPage{After: last}}
@@ -281,6 +284,73 @@ func (s *Scheduler) SchedulePage(ctx context.Context, factory, after string) err
 		return fmt.Errorf("assembly: continue fleet fan-out of %s: %w", factory, err)
 	}
 	return nil
+}
+
+// ScheduleFollowers queues assembly for every satellite following tag on
+// channel, in pages like ScheduleFleet: a tag may have thousands of
+// followers, more than one consumer invocation can claim.
+func (s *Scheduler) ScheduleFollowers(ctx context.Context, factory, channel, tag string) error {
+	return s.ScheduleTagPage(ctx, factory, channel, tag, "")
+}
+
+// ScheduleTagPage schedules up to FleetPage followers of tag on channel that
+// sort after the satellite named after ("" from the start), and queues a
+// request for the next page if there may be one.
+func (s *Scheduler) ScheduleTagPage(ctx context.Context, factory, channel, tag, after string) error {
+	last, err := s.schedulePage(ctx, factory, "fan-out of "+channel+" tag "+tag, "SK", &dynamodb.QueryInput{
+		TableName:              aws.String(s.cfg.Table),
+		KeyConditionExpression: aws.String("PK = :pk AND SK > :after"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk":    str(records.TagPK(factory, channel, tag)),
+			":after": str(records.SatellitePrefix + after),
+		},
+		ProjectionExpression: aws.String("SK"),
+		Limit:                aws.Int32(int32(s.cfg.FleetPage)),
+	})
+	if err != nil {
+		return err
+	}
+	if last == "" {
+		return nil
+	}
+	next := Request{Factory: factory, Tag: &TagPage{Channel: channel, Name: tag, After: last}}
+	if _, err := s.send(ctx, []Request{next}, 0); err != nil {
+		return fmt.Errorf("assembly: continue fan-out of %s tag %s: %w", channel, tag, err)
+	}
+	return nil
+}
+
+// schedulePage runs one page of in, a Query of a partition from sort key
+// SAT#<after> on, and schedules the satellites it lists; what names the
+// fan-out in errors. It returns the last one when there may be a next page,
+// else "". A sort key without the satellite prefix sorts after all of them
+// (a tag's TUF item): the end.
+func (s *Scheduler) schedulePage(ctx context.Context, factory, what, sortKey string, in *dynamodb.QueryInput) (string, error) {
+	out, err := s.db.Query(ctx, in)
+	if err != nil {
+		return "", fmt.Errorf("assembly: %s: list satellites: %w", what, err)
+	}
+	more := len(out.LastEvaluatedKey) > 0
+	var sats []string
+	for _, item := range out.Items {
+		sk, _ := item[sortKey].(*types.AttributeValueMemberS)
+		if sk == nil {
+			continue
+		}
+		sat, ok := strings.CutPrefix(sk.Value, records.SatellitePrefix)
+		if !ok {
+			more = false
+			break
+		}
+		sats = append(sats, sat)
+	}
+	if err := s.Schedule(ctx, factory, sats...); err != nil {
+		return "", err
+	}
+	if !more || len(sats) == 0 {
+		return "", nil
+	}
+	return sats[len(sats)-1], nil
 }
 
 func str(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }

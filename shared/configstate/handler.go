@@ -17,17 +17,18 @@ type View interface {
 	Apply(ctx context.Context, e change.Event) (Result, error)
 	ManagerOf(ctx context.Context, factory, group string) (string, error)
 	AttachedTo(ctx context.Context, factory, device string) (string, error)
-	Followers(ctx context.Context, factory string, channel change.Channel, tag string) ([]string, error)
 }
 
 var _ View = (*Store)(nil)
 
 // Scheduler queues assembly for satellites (shared/assembly implements it).
-// ScheduleFleet covers every enabled satellite of a factory, in pages, so
-// that no single call does work proportional to the fleet.
+// ScheduleFleet covers every satellite of a factory, and ScheduleFollowers
+// every satellite following a tag, in pages, so that no single call does
+// work proportional to the fleet or to a tag's followers.
 type Scheduler interface {
 	Schedule(ctx context.Context, factory string, satellites ...string) error
 	ScheduleFleet(ctx context.Context, factory string) error
+	ScheduleFollowers(ctx context.Context, factory, channel, tag string) error
 }
 
 // Handler is the change function: it applies each change event of an SQS
@@ -100,8 +101,14 @@ func (h *Handler) handle(ctx context.Context, rec events.SQSMessage) error {
 // fleetWide marks a fan-out to every satellite of the factory.
 const fleetWide = "*"
 
+// followersOf marks a fan-out to every follower of a tag.
+func followersOf(channel change.Channel, tag string) string {
+	return "followers:" + string(channel) + "/" + tag
+}
+
 // Process applies one valid event and schedules its fan-out. It returns the
-// satellites scheduled ("*" for the whole fleet).
+// satellites scheduled ("*" for the whole fleet, "followers:<channel>/<tag>"
+// for a tag's followers).
 func (h *Handler) Process(ctx context.Context, e change.Event) (Result, []string, error) {
 	res, err := h.view.Apply(ctx, e)
 	if err != nil {
@@ -110,15 +117,21 @@ func (h *Handler) Process(ctx context.Context, e change.Event) (Result, []string
 	if res.Outcome == Stale {
 		return res, nil, nil
 	}
-	sats, err := h.affected(ctx, e, res)
-	if err != nil {
-		return res, nil, fmt.Errorf("fan-out: %w", err)
-	}
-	if len(sats) == 1 && sats[0] == fleetWide {
+	switch e.Scope.Type {
+	case change.ScopeFleet:
 		if err := h.sched.ScheduleFleet(ctx, e.Factory); err != nil {
 			return res, nil, fmt.Errorf("schedule fleet: %w", err)
 		}
-		return res, sats, nil
+		return res, []string{fleetWide}, nil
+	case change.ScopeTag:
+		if err := h.sched.ScheduleFollowers(ctx, e.Factory, string(e.Scope.Channel), e.Scope.Name); err != nil {
+			return res, nil, fmt.Errorf("schedule followers: %w", err)
+		}
+		return res, []string{followersOf(e.Scope.Channel, e.Scope.Name)}, nil
+	}
+	sats, err := h.affected(ctx, e, res)
+	if err != nil {
+		return res, nil, fmt.Errorf("fan-out: %w", err)
 	}
 	if len(sats) > 0 {
 		if err := h.sched.Schedule(ctx, e.Factory, sats...); err != nil {
@@ -128,22 +141,19 @@ func (h *Handler) Process(ctx context.Context, e change.Event) (Result, []string
 	return res, sats, nil
 }
 
-// affected works out which satellites' tarballs an applied change touches.
+// affected works out which satellites' tarballs an applied change of a
+// group, device or satellite touches.
 func (h *Handler) affected(ctx context.Context, e change.Event, res Result) ([]string, error) {
 	switch e.Scope.Type {
-	case change.ScopeFleet:
-		return []string{fleetWide}, nil
 	case change.ScopeGroup:
 		if e.Kind == change.KindGroup {
-			return res.Satellites, nil // the new and the previous manager
+			return res.Satellites, nil // the new manager and the two before it
 		}
 		m, err := h.view.ManagerOf(ctx, e.Factory, e.Scope.Name)
 		return nonEmpty(m), err
 	case change.ScopeDevice:
 		s, err := h.view.AttachedTo(ctx, e.Factory, e.Scope.Name)
 		return nonEmpty(s), err
-	case change.ScopeTag:
-		return h.view.Followers(ctx, e.Factory, e.Scope.Channel, e.Scope.Name)
 	case change.ScopeSatellite:
 		return res.Satellites, nil // itself, when enabled
 	}

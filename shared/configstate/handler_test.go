@@ -22,7 +22,6 @@ type fakeView struct {
 	apply      func(change.Event) (Result, error)
 	managerOf  func(group string) (string, error)
 	attachedTo func(device string) (string, error)
-	followers  func(ch change.Channel, tag string) ([]string, error)
 }
 
 func (f *fakeView) Apply(_ context.Context, e change.Event) (Result, error) { return f.apply(e) }
@@ -32,13 +31,11 @@ func (f *fakeView) ManagerOf(_ context.Context, _, g string) (string, error) {
 func (f *fakeView) AttachedTo(_ context.Context, _, d string) (string, error) {
 	return f.attachedTo(d)
 }
-func (f *fakeView) Followers(_ context.Context, _ string, ch change.Channel, tag string) ([]string, error) {
-	return f.followers(ch, tag)
-}
 
 type fakeSched struct {
 	scheduled []string
 	fleet     int
+	tags      []string
 	err       error
 }
 
@@ -55,6 +52,14 @@ func (f *fakeSched) ScheduleFleet(context.Context, string) error {
 		return f.err
 	}
 	f.fleet++
+	return nil
+}
+
+func (f *fakeSched) ScheduleFollowers(_ context.Context, _, channel, tag string) error {
+	if f.err != nil {
+		return f.err
+	}
+	f.tags = append(f.tags, channel+"/"+tag)
 	return nil
 }
 
@@ -92,28 +97,29 @@ func TestFanOutByScope(t *testing.T) {
 		},
 		managerOf:  func(string) (string, error) { return "group-mgr", nil },
 		attachedTo: func(string) (string, error) { return "dev-sat", nil },
-		followers:  func(change.Channel, string) ([]string, error) { return []string{"f1", "f2"}, nil },
 	}
 	for _, tc := range []struct {
 		sample string
 		want   []string
 		fleet  int
+		tags   []string
 	}{
-		{"fleet-config.json", nil, 1},
-		{"group-config.json", []string{"group-mgr"}, 0},
-		{"group-managed.json", []string{"new-mgr", "old-mgr"}, 0},
-		{"device-config.json", []string{"dev-sat"}, 0},
-		{"device-config-deleted.json", []string{"dev-sat"}, 0},
-		{"tuf-production-main.json", []string{"f1", "f2"}, 0},
-		{"satellite-enabled.json", []string{"sat-berlin-1"}, 0},
+		{"fleet-config.json", nil, 1, nil},
+		{"group-config.json", []string{"group-mgr"}, 0, nil},
+		{"group-managed.json", []string{"new-mgr", "old-mgr"}, 0, nil},
+		{"device-config.json", []string{"dev-sat"}, 0, nil},
+		{"device-config-deleted.json", []string{"dev-sat"}, 0, nil},
+		// A tag's followers are paged by the scheduler, not listed here.
+		{"tuf-production-main.json", nil, 0, []string{"production/main"}},
+		{"satellite-enabled.json", []string{"sat-berlin-1"}, 0, nil},
 	} {
 		sched := &fakeSched{}
 		resp, err := NewHandler(view, sched, quiet()).Handle(t.Context(), batch(sample(t, tc.sample)))
 		if err != nil || len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("%s: %v %v", tc.sample, err, resp)
 		}
-		if !slices.Equal(sched.scheduled, tc.want) || sched.fleet != tc.fleet {
-			t.Errorf("%s: scheduled %v fleet %d, want %v fleet %d", tc.sample, sched.scheduled, sched.fleet, tc.want, tc.fleet)
+		if !slices.Equal(sched.scheduled, tc.want) || sched.fleet != tc.fleet || !slices.Equal(sched.tags, tc.tags) {
+			t.Errorf("%s: scheduled %v fleet %d tags %v, want %v fleet %d tags %v", tc.sample, sched.scheduled, sched.fleet, sched.tags, tc.want, tc.fleet, tc.tags)
 		}
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -71,7 +70,7 @@ type Result struct {
 	// Held is the version the view held before (0: none).
 	Held int64
 	// Satellites are the satellites the write itself names: for a group
-	// event its new and its previous manager; for a satellite event the
+	// event its new manager and the two before it; for a satellite event the
 	// satellite, if it is enabled.
 	Satellites []string
 }
@@ -247,7 +246,11 @@ func (s *Store) applyGroup(ctx context.Context, e change.Event) (Result, error) 
 		if err != nil {
 			return Result{}, fmt.Errorf("configstate: put group %s: %w", e.Scope.Name, err)
 		}
-		return Result{Outcome: Applied, Held: old.Version, Satellites: nonEmpty(it.Satellite, old.Satellite)}, nil
+		// The manager before the old one too: the old version's own fan-out
+		// may have failed, and its redelivery is now stale and dropped, so
+		// this is the last chance to rebuild the satellite that lost the
+		// group then. A needless rebuild is idempotent.
+		return Result{Outcome: Applied, Held: old.Version, Satellites: nonEmpty(it.Satellite, old.Satellite, old.PreviousSatellite)}, nil
 	}
 	return Result{}, fmt.Errorf("configstate: group %s: still contended after %d attempts", e.Scope.Name, contentionRetries)
 }
@@ -300,33 +303,6 @@ func (s *Store) AttachedTo(ctx context.Context, factory, device string) (string,
 		return "", fmt.Errorf("configstate: decode device %s: %w", device, err)
 	}
 	return d.Satellite, nil
-}
-
-// Followers returns the satellites following tag on channel.
-func (s *Store) Followers(ctx context.Context, factory string, channel change.Channel, tag string) ([]string, error) {
-	in := &dynamodb.QueryInput{
-		TableName:              aws.String(s.table),
-		KeyConditionExpression: aws.String("PK = :pk AND begins_with(SK, :sat)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk":  &types.AttributeValueMemberS{Value: records.TagPK(factory, string(channel), tag)},
-			":sat": &types.AttributeValueMemberS{Value: records.SatellitePrefix},
-		},
-		ProjectionExpression: aws.String("SK"),
-	}
-	var sats []string
-	p := dynamodb.NewQueryPaginator(s.db, in)
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("configstate: followers of %s tag %s: %w", channel, tag, err)
-		}
-		for _, item := range page.Items {
-			if sk, ok := item["SK"].(*types.AttributeValueMemberS); ok {
-				sats = append(sats, strings.TrimPrefix(sk.Value, records.SatellitePrefix))
-			}
-		}
-	}
-	return sats, nil
 }
 
 // get reads one item with a consistent read; nil when there is none.

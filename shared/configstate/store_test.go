@@ -1,7 +1,10 @@
 package configstate_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -155,7 +158,9 @@ func TestGroupManager(t *testing.T) {
 	if r := f.apply(groupEvent(2, "sat-b")); r.Outcome != configstate.Duplicate || !slices.Equal(r.Satellites, []string{"sat-b", "sat-a"}) {
 		t.Fatalf("redelivered move: %+v", r)
 	}
-	if r := f.apply(groupEvent(3, "")); !slices.Equal(r.Satellites, []string{"sat-b"}) {
+	// The manager before the last (sat-a) too, in case the last move's own
+	// fan-out was lost.
+	if r := f.apply(groupEvent(3, "")); !slices.Equal(r.Satellites, []string{"sat-b", "sat-a"}) {
 		t.Fatalf("unmanage: %+v", r)
 	}
 	item := f.get(records.GroupManager("acme", "line-3"))
@@ -207,10 +212,55 @@ func TestSnapshotAndLookups(t *testing.T) {
 	if s, err := f.s.AttachedTo(t.Context(), "acme", dev); err != nil || s != "sat-a" {
 		t.Fatalf("AttachedTo: %q %v", s, err)
 	}
-	if s, err := f.s.Followers(t.Context(), "acme", change.ChannelProduction, "main"); err != nil || !slices.Equal(s, []string{"sat-a", "sat-b"}) {
-		t.Fatalf("Followers: %v %v", s, err)
-	}
 	if snap, err := f.s.Snapshot(t.Context(), "acme", "sat-unknown"); err != nil || snap.Registered {
 		t.Fatalf("unknown satellite: %+v %v", snap, err)
+	}
+}
+
+// recSched records the satellites scheduled; it fails while failing is set.
+type recSched struct {
+	failing bool
+	got     []string
+}
+
+func (r *recSched) Schedule(_ context.Context, _ string, sats ...string) error {
+	if r.failing {
+		return errors.New("sqs down")
+	}
+	r.got = append(r.got, sats...)
+	return nil
+}
+
+func (r *recSched) ScheduleFleet(context.Context, string) error { return nil }
+
+func (r *recSched) ScheduleFollowers(context.Context, string, string, string) error { return nil }
+
+// A move whose fan-out failed, overtaken by the next move before SQS
+// redelivers it (the redelivery is then stale and dropped), still reaches
+// the satellite that lost the group first: the next move schedules the
+// manager before the previous one too.
+func TestGroupMoveOvertaken(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	s := &recSched{}
+	h := configstate.NewHandler(f.s, s, slog.New(slog.DiscardHandler))
+	ctx := t.Context()
+	if _, _, err := h.Process(ctx, groupEvent(1, "sat-a")); err != nil {
+		t.Fatal(err)
+	}
+	s.got, s.failing = nil, true
+	if _, _, err := h.Process(ctx, groupEvent(2, "sat-b")); err == nil {
+		t.Fatal("want the move's scheduling to fail")
+	}
+	s.failing = false
+	if _, _, err := h.Process(ctx, groupEvent(3, "sat-c")); err != nil {
+		t.Fatal(err)
+	}
+	if r, _, err := h.Process(ctx, groupEvent(2, "sat-b")); err != nil || r.Outcome != configstate.Stale {
+		t.Fatalf("redelivered move: %+v %v", r, err)
+	}
+	slices.Sort(s.got)
+	if !slices.Equal(s.got, []string{"sat-a", "sat-b", "sat-c"}) {
+		t.Fatalf("scheduled %v after the failed move, want sat-a (lost the group at v2), sat-b and sat-c", s.got)
 	}
 }

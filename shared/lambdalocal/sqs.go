@@ -33,7 +33,8 @@ var _ SQSAPI = (*sqs.Client)(nil)
 // Poller feeds one queue to one handler, as a Lambda event source mapping
 // with ReportBatchItemFailures does: a batch of up to BatchSize messages per
 // invocation; the messages the handler does not name as failures are
-// deleted; a handler error fails the whole batch.
+// deleted; a handler error, or a failure id naming no message of the batch,
+// fails the whole batch.
 type Poller struct {
 	SQS      SQSAPI
 	QueueURL string
@@ -123,7 +124,20 @@ func (p *Poller) Once(ctx context.Context, arn string) (int, error) {
 			failed[r.MessageId] = true
 		}
 	}
+	inBatch := map[string]bool{}
+	for _, r := range event.Records {
+		inBatch[r.MessageId] = true
+	}
 	for _, f := range resp.BatchItemFailures {
+		if !inBatch[f.ItemIdentifier] {
+			// Lambda takes a failure id that is empty or names no message of
+			// the batch as a failed response: the whole batch returns.
+			logger.Error("invalid batch item failure id: the whole batch returns to the queue", "queue", p.QueueURL, "itemIdentifier", f.ItemIdentifier)
+			for _, r := range event.Records {
+				failed[r.MessageId] = true
+			}
+			break
+		}
 		failed[f.ItemIdentifier] = true
 	}
 	var done []sqstypes.DeleteMessageBatchRequestEntry

@@ -187,3 +187,32 @@ func TestRedeliver(t *testing.T) {
 		}
 	}
 }
+
+// TestInvalidFailureIDFailsTheBatch: a batch item failure that names no
+// message of the batch (empty, or another id) is, for Lambda, a failed
+// response: the whole batch returns and nothing is deleted.
+func TestInvalidFailureIDFailsTheBatch(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"", "not-in-this-batch"} {
+		c := awstest.Clients(t)
+		q := awstest.Queue(t, localaws.QueueSpec{Name: "badid", MaxReceiveCount: 5, VisibilityTimeout: time.Hour})
+		send(t, c.SQS, q.URL, "a", "b")
+		seen := 0
+		p := &lambdalocal.Poller{SQS: c.SQS, QueueURL: q.URL, Handler: func(_ context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+			seen += len(ev.Records)
+			return events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{{ItemIdentifier: id}}}, nil
+		}}
+		deadline := time.Now().Add(30 * time.Second)
+		for seen < 2 {
+			if time.Now().After(deadline) {
+				t.Fatal("messages not received")
+			}
+			if _, err := p.Once(t.Context(), q.ARN); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := depth(t, c.SQS, q.URL); n != 2 {
+			t.Errorf("failure id %q: queue holds %d messages, want both back", id, n)
+		}
+	}
+}
