@@ -17,6 +17,7 @@ import (
 
 	"github.com/satellite-gateway/gateway/satellite/gwclient"
 	"github.com/satellite-gateway/gateway/shared/backoff"
+	"github.com/satellite-gateway/gateway/shared/wire/downlink"
 	"github.com/satellite-gateway/gateway/shared/wire/uplink"
 )
 
@@ -199,7 +200,7 @@ func (p *Poller) Poll(ctx context.Context) (time.Duration, error) {
 	if u.Version == "" {
 		return wait, errors.New("GET /updates: redirect without an ETag")
 	}
-	if !validVersion(u.Version) {
+	if !downlink.ValidVersion(u.Version) {
 		// The version names files (download/<version>.part,
 		// versions/<version>): anything but a sha256 could name others.
 		return wait, fmt.Errorf("GET /updates: ETag %.80q is not a downlink version", u.Version)
@@ -242,20 +243,6 @@ func (p *Poller) Poll(ctx context.Context) (time.Duration, error) {
 	p.mu.Unlock()
 	p.report(ctx, u.Version, uplink.StatusApplied, "")
 	return wait, nil
-}
-
-// validVersion reports whether v has the form of a downlink version, the
-// sha256 downlink.Version computes: 64 lowercase hex digits.
-func validVersion(v string) bool {
-	if len(v) != 64 {
-		return false
-	}
-	for _, c := range v {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // download fetches url into download/<version>.part with the plain client,

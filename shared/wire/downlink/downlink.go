@@ -19,6 +19,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/satellite-gateway/gateway/shared/wire/safetar"
@@ -195,6 +196,13 @@ func hexSum(b []byte) string {
 // `sha256sum config.json tuf.json` prints.
 func Version(configJSON, tufJSON []byte) string {
 	return versionOf(hexSum(configJSON), hexSum(tufJSON))
+}
+
+// ValidVersion reports whether v has the form Version produces, 64
+// lowercase hex digits. A satellite checks a version the server names
+// before using it in a file name.
+func ValidVersion(v string) bool {
+	return len(v) == sha256.Size*2 && strings.Trim(v, "0123456789abcdef") == ""
 }
 
 func versionOf(configSum, tufSum string) string {

@@ -219,3 +219,17 @@ func TestBuildRefusesBadNames(t *testing.T) {
 		t.Fatal("bad factory accepted")
 	}
 }
+
+// A version Version computes is valid; anything else that could name a
+// file is not.
+func TestValidVersion(t *testing.T) {
+	v := downlink.Version([]byte(`{}`), []byte(`{}`))
+	if !downlink.ValidVersion(v) {
+		t.Fatalf("Version's own output %q refused", v)
+	}
+	for _, bad := range []string{"", v[:63], v + "0", strings.ToUpper(v), "../../victim", v[:62] + "/x"} {
+		if downlink.ValidVersion(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
